@@ -1,0 +1,3 @@
+"""capport: a captive-portal gateway for Linux."""
+
+__version__ = "0.1.0"

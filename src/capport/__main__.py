@@ -1,0 +1,3 @@
+from capport.cli import main
+
+main()

@@ -1,0 +1,215 @@
+"""The TOML configuration file: its schema, defaults and validation.
+
+Loading is pure: it reads one file and returns a frozen Config or raises
+ConfigError naming the key and the problem. Checks against the host (does the
+interface exist, is the address assigned) live in capport.netlink.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from capport.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Convert 90, 90.5, "90s", "15m", "1h" or "2d" to seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 3600, \"15m\" or \"1h\"")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(
+            f"invalid duration {value!r}: expected seconds or a number "
+            "followed by s, m, h or d, such as \"15m\""
+        )
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {value!r}: it must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class GatewaySection(_Section):
+    interface: str = Field(min_length=1, max_length=15)
+
+
+class PortalSection(_Section):
+    address: ipaddress.IPv4Address
+    port: Port = 80
+    url: str | None = None
+    title: str = "Guest network"
+    terms: str = (
+        "Use this network lawfully and considerately. Access may be "
+        "logged and ended at any time."
+    )
+    terms_file: Path | None = None
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _parse_address(cls, value: Any) -> ipaddress.IPv4Address:
+        if not isinstance(value, str):
+            raise ValueError("expected an IPv4 address as a string")
+        return ipaddress.IPv4Address(value)
+
+    @field_validator("terms_file", mode="before")
+    @classmethod
+    def _parse_path(cls, value: Any) -> Path:
+        if not isinstance(value, str):
+            raise ValueError("expected a file path as a string")
+        return Path(value)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+/?", value):
+            raise ValueError(f"invalid URL {value!r}: expected http:// or https://")
+        return value
+
+    def base_url(self) -> str:
+        """Return the portal's URL, ending in a slash."""
+        if self.url:
+            return self.url.rstrip("/") + "/"
+        if self.port == 80:
+            return f"http://{self.address}/"
+        return f"http://{self.address}:{self.port}/"
+
+
+class ResponderSection(_Section):
+    port: Port = 8511
+    max_connections: int = Field(default=4096, ge=1)
+    max_connections_per_client: int = Field(default=64, ge=1)
+    max_header_bytes: int = Field(default=16384, ge=1024)
+    max_target_bytes: int = Field(default=8192, ge=256)
+    max_body_bytes: int = Field(default=65536, ge=0)
+    header_timeout: Duration = 10.0
+    keepalive_timeout: Duration = 5.0
+
+
+class SessionSection(_Section):
+    duration: Duration = 3600.0
+    token_lifetime: Duration = 900.0
+
+
+class StoreSection(_Section):
+    path: Path = Path("/var/lib/capport/capport.db")
+    synchronous: Literal["full", "normal"] = "full"
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _parse_path(cls, value: Any) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError("expected a file path as a string")
+        return Path(value)
+
+
+class ControlSection(_Section):
+    socket: Path = Path("/run/capport/control.sock")
+
+    @field_validator("socket", mode="before")
+    @classmethod
+    def _parse_path(cls, value: Any) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError("expected a file path as a string")
+        return Path(value)
+
+
+class FirewallSection(_Section):
+    table: str = Field(default="capport", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+    allow_tcp_ports: tuple[Port, ...] = ()
+    allow_udp_ports: tuple[Port, ...] = ()
+
+    @field_validator("allow_tcp_ports", "allow_udp_ports", mode="before")
+    @classmethod
+    def _parse_ports(cls, value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise ValueError("expected a list of port numbers, such as [22]")
+        return tuple(value)
+
+
+class LogSection(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(_Section):
+    gateway: GatewaySection
+    portal: PortalSection
+    responder: ResponderSection = ResponderSection()
+    session: SessionSection = SessionSection()
+    store: StoreSection = StoreSection()
+    control: ControlSection = ControlSection()
+    firewall: FirewallSection = FirewallSection()
+    log: LogSection = LogSection()
+
+    def terms_text(self) -> str:
+        """Return the terms of use, read from terms_file when one is set."""
+        if self.portal.terms_file is None:
+            return self.portal.terms
+        try:
+            return self.portal.terms_file.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(
+                f"portal.terms_file: cannot read {self.portal.terms_file}: "
+                f"{error.strerror}"
+            ) from error
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the TOML file at path."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read configuration file {path}: {error.strerror}"
+        ) from error
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from error
+    return parse_config(document, source=str(path))
+
+
+def parse_config(document: dict[str, Any], source: str = "configuration") -> Config:
+    """Validate a parsed TOML document."""
+    try:
+        config = Config.model_validate(document)
+    except ValidationError as error:
+        problems = "\n".join(f"  {_describe(item)}" for item in error.errors())
+        raise ConfigError(f"{source} is invalid:\n{problems}") from None
+    config.terms_text()
+    return config
+
+
+def _describe(error: Any) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key; remove it or check its spelling"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message} (got {error['input']!r})"

@@ -1,0 +1,202 @@
+"""The control plane: grants, revocations, expiry and reconciliation.
+
+The order of a grant is fixed: the session is committed to the store, then
+the kernel set is updated, then the caller may answer the client. The store
+is the source of truth; the kernel set is rebuilt from it at every start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from capport.enforce.base import Enforcer, Grant
+from capport.errors import CapportError, DeviceNotFound
+from capport.models import Device, EndReason, IPAddress, Session
+from capport.neighbours import NeighbourTable
+from capport.store.base import Store
+
+log = logging.getLogger("capport.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Clocks:
+    """Wall clock for records, monotonic clock for deadlines."""
+
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+
+
+class Gateway:
+    """Keeps the store, the kernel set and an in-memory index in step."""
+
+    def __init__(
+        self,
+        store: Store,
+        enforcer: Enforcer,
+        neighbours: NeighbourTable,
+        session_duration: float,
+        clocks: Clocks = Clocks(),
+    ) -> None:
+        self._store = store
+        self._enforcer = enforcer
+        self._neighbours = neighbours
+        self._duration = session_duration
+        self._clocks = clocks
+        self._by_ip: dict[IPAddress, Session] = {}
+        self._deadlines: dict[int, float] = {}
+        self._lock = asyncio.Lock()
+
+    # Reading state
+
+    def identify(self, ip: IPAddress) -> Device:
+        """Return the device behind ip, as the kernel's neighbour table has it."""
+        mac = self._neighbours.lookup(ip)
+        if mac is None:
+            raise DeviceNotFound(f"no MAC address is known for {ip}")
+        return Device(mac, ip)
+
+    def session_for(self, device: Device) -> Session | None:
+        """Return the active session of exactly this MAC and IP, if any."""
+        session = self._by_ip.get(device.ip)
+        if session is None or session.device != device:
+            return None
+        return session
+
+    def is_authorised_ip(self, ip: IPAddress) -> bool:
+        """Tell whether some device at ip holds a session (no MAC check)."""
+        return ip in self._by_ip
+
+    def sessions(self) -> list[Session]:
+        """Return the active sessions, oldest first."""
+        return sorted(self._by_ip.values(), key=lambda session: session.id)
+
+    def remaining(self, session: Session) -> float:
+        """Return the seconds left in session by the monotonic clock."""
+        deadline = self._deadlines.get(session.id)
+        if deadline is None:
+            return 0.0
+        return max(0.0, deadline - self._clocks.monotonic())
+
+    def mac_conflict(self, device: Device) -> Session | None:
+        """Return a session of the same MAC at another IP that is still present.
+
+        A device whose address changed no longer answers at the old one, so
+        the kernel then maps the old IP to another MAC or to none. A second
+        host copying an authorised MAC leaves both entries in place.
+        """
+        for session in self._by_ip.values():
+            other = session.device
+            if other.mac != device.mac or other.ip == device.ip:
+                continue
+            if self._neighbours.lookup(other.ip) == device.mac:
+                log.warning(
+                    "MAC %s is authorised at %s and also seen at %s; "
+                    "the second address stays captive.",
+                    device.mac,
+                    other.ip,
+                    device.ip,
+                )
+                return session
+        return None
+
+    # Changing state
+
+    async def start(self) -> None:
+        """Reconcile the kernel set with the store in one transaction."""
+        async with self._lock:
+            now = self._clocks.wall()
+            active = await self._store.active_sessions()
+            live = []
+            for session in active:
+                if session.remaining(now) <= 0:
+                    await self._store.end_session(session.id, EndReason.EXPIRED, now)
+                else:
+                    live.append(session)
+            grants = [Grant(s.device, s.remaining(now)) for s in live]
+            self._enforcer.install(grants)
+            for session in live:
+                self._index(session, session.remaining(now))
+        log.info(
+            "Reconciled the firewall with the store: %d active sessions, "
+            "%d ended while the gateway was down.",
+            len(live),
+            len(active) - len(live),
+        )
+
+    async def grant(self, device: Device, method: str) -> Session:
+        """Commit a session for device, then authorise it in the kernel."""
+        async with self._lock:
+            now = self._clocks.wall()
+            replaced = self._by_ip.get(device.ip)
+            session = await self._store.start_session(
+                device, method, self._duration, now
+            )
+            try:
+                self._enforcer.grant([Grant(device, self._duration)])
+            except CapportError:
+                await self._store.end_session(session.id, "failed", now)
+                raise
+            if replaced is not None and replaced.device != device:
+                await self._end(replaced, EndReason.REPLACED, now)
+            self._index(session, self._duration)
+        log.info(
+            "Granted session %d to %s by %s for %.0f s.",
+            session.id,
+            device,
+            method,
+            self._duration,
+        )
+        return session
+
+    async def revoke_mac(self, mac: str, reason: str) -> list[Session]:
+        """End every active session of mac; return the sessions ended."""
+        async with self._lock:
+            now = self._clocks.wall()
+            matching = [s for s in self._by_ip.values() if s.device.mac == mac]
+            return [await self._end(s, reason, now) for s in matching]
+
+    async def end(self, session: Session, reason: str) -> Session:
+        """End one session and cut the device off."""
+        async with self._lock:
+            return await self._end(session, reason, self._clocks.wall())
+
+    async def expire_due(self) -> list[Session]:
+        """End the sessions whose monotonic deadline has passed."""
+        now = self._clocks.monotonic()
+        due = [
+            session
+            for session in self._by_ip.values()
+            if self._deadlines.get(session.id, 0.0) <= now
+        ]
+        ended = []
+        for session in due:
+            ended.append(await self.end(session, EndReason.EXPIRED))
+        return ended
+
+    async def run_expiry(self, interval: float = 1.0) -> None:
+        """End sessions as their time runs out, until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.expire_due()
+            except CapportError:
+                log.exception("Ending expired sessions failed; retrying.")
+
+    # Helpers; the caller holds the lock.
+
+    def _index(self, session: Session, remaining: float) -> None:
+        self._by_ip[session.device.ip] = session
+        self._deadlines[session.id] = self._clocks.monotonic() + remaining
+
+    async def _end(self, session: Session, reason: str, now: float) -> Session:
+        self._enforcer.revoke([session.device])
+        ended = await self._store.end_session(session.id, reason, now)
+        if self._by_ip.get(session.device.ip) == session:
+            del self._by_ip[session.device.ip]
+        self._deadlines.pop(session.id, None)
+        log.info("Ended session %d of %s: %s.", session.id, session.device, reason)
+        return ended or session

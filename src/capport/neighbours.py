@@ -1,0 +1,25 @@
+"""Finding a client's MAC address from the kernel's neighbour table."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from capport.models import IPAddress
+
+
+class NeighbourTable(Protocol):
+    """Maps an IP address on the LAN to the MAC address the kernel holds."""
+
+    def lookup(self, ip: IPAddress) -> str | None:
+        """Return the lower-case MAC for ip, or None if the kernel has none."""
+        ...
+
+
+class MemoryNeighbours:
+    """A NeighbourTable backed by a dict, for unit tests."""
+
+    def __init__(self, entries: dict[IPAddress, str] | None = None) -> None:
+        self.entries: dict[IPAddress, str] = dict(entries or {})
+
+    def lookup(self, ip: IPAddress) -> str | None:
+        return self.entries.get(ip)
