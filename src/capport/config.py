@@ -31,7 +31,7 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(value: Any) -> float:
     """Convert 90, 90.5, "90s", "15m", "1h" or "2d" to seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 3600, \"15m\" or \"1h\"")
+        raise ValueError('expected a duration such as 3600, "15m" or "1h"')
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
@@ -39,7 +39,7 @@ def parse_duration(value: Any) -> float:
     else:
         raise ValueError(
             f"invalid duration {value!r}: expected seconds or a number "
-            "followed by s, m, h or d, such as \"15m\""
+            'followed by s, m, h or d, such as "15m"'
         )
     if seconds <= 0:
         raise ValueError(f"invalid duration {value!r}: it must be positive")

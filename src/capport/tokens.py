@@ -35,7 +35,7 @@ def is_safe_return_url(url: str) -> bool:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
     try:
-        parts.port
+        _ = parts.port  # raises ValueError for a port out of range
     except ValueError:
         return False
     return bool(_HOSTNAME.match(parts.hostname) or _is_ipv6_literal(parts))

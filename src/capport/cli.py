@@ -1,0 +1,137 @@
+"""The `capport` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from capport import __version__
+from capport.config import ControlSection, load_config
+from capport.controlclient import ControlClient
+from capport.errors import CapportError
+from capport.lab.commands import lab_group
+
+DEFAULT_CONFIG = Path("/etc/capport/capport.toml")
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="The gateway's TOML configuration file.",
+)
+_socket_option = click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The gateway's control socket; read from --config when not given.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="capport")
+def main() -> None:
+    """capport: a captive-portal gateway for Linux."""
+
+
+@main.command()
+@_config_option
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Validate the configuration and the host, print the result and exit.",
+)
+def run(config_path: Path, check: bool) -> None:
+    """Run the gateway in the foreground until SIGTERM or SIGINT.
+
+    Authorised devices keep their access when the gateway stops; a restart
+    reconciles the firewall with the session store.
+    """
+    from capport.daemon import run as run_daemon
+    from capport.logs import configure_logging
+    from capport.netlink import check_host
+
+    try:
+        config = load_config(config_path)
+        if check:
+            check_host(config)
+            click.echo(f"{config_path}: configuration and host are valid.")
+            return
+        configure_logging(config.log.level)
+        run_daemon(config)
+    except CapportError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@_config_option
+@_socket_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def clients(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
+    """List the authorised devices of the running gateway."""
+    try:
+        rows = _control(config_path, socket_path).clients()
+    except CapportError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("MAC", "IP", "since", "expires", "remaining")
+    for row in rows:
+        table.add_row(
+            row["mac"],
+            row["ip"],
+            _clock(row["since"]),
+            _clock(row["expires"]),
+            _duration(row["remaining"]),
+        )
+    Console().print(table)
+    click.echo(f"{len(rows)} authorised device(s).")
+
+
+@main.command()
+@click.argument("mac")
+@_config_option
+@_socket_option
+def revoke(mac: str, config_path: Path, socket_path: Path | None) -> None:
+    """End the access of the device with hardware address MAC."""
+    try:
+        ended = _control(config_path, socket_path).revoke(mac)
+    except CapportError as error:
+        raise click.ClickException(str(error)) from None
+    for row in ended:
+        click.echo(f"Revoked {row['mac']} at {row['ip']} (session {row['session']}).")
+
+
+main.add_command(lab_group)
+
+
+def _control(config_path: Path, socket_path: Path | None) -> ControlClient:
+    if socket_path is None:
+        if config_path.exists():
+            socket_path = load_config(config_path).control.socket
+        else:
+            socket_path = ControlSection().socket
+    return ControlClient(socket_path)
+
+
+def _clock(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The control API of a running gateway, on a Unix socket.
+
+The command line (`capport clients`, `capport revoke`) talks to the daemon
+through it. The socket is created with mode 0600, so only the daemon's user
+(root on a gateway) can use it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from capport.gateway import Gateway
+from capport.models import EndReason, Session, normalise_mac
+
+
+def session_json(gateway: Gateway, session: Session) -> dict[str, Any]:
+    """Describe a session for the control API."""
+    remaining = gateway.remaining(session)
+    return {
+        "session": session.id,
+        "mac": session.device.mac,
+        "ip": str(session.device.ip),
+        "method": session.method,
+        "since": session.started_at,
+        "expires": time.time() + remaining,
+        "remaining": round(remaining, 1),
+    }
+
+
+def create_control_app(gateway: Gateway) -> Starlette:
+    """Build the control API for gateway."""
+
+    async def list_clients(request: Request) -> JSONResponse:
+        sessions = [session_json(gateway, s) for s in gateway.sessions()]
+        return JSONResponse({"clients": sessions})
+
+    async def revoke_client(request: Request) -> JSONResponse:
+        raw = request.path_params["mac"]
+        try:
+            mac = normalise_mac(raw)
+        except ValueError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        ended = await gateway.revoke_mac(mac, EndReason.REVOKED)
+        if not ended:
+            message = f"no authorised device has MAC address {mac}"
+            return JSONResponse({"error": message}, status_code=404)
+        return JSONResponse({"revoked": [session_json(gateway, s) for s in ended]})
+
+    return Starlette(
+        routes=[
+            Route("/v1/clients", list_clients, methods=["GET"]),
+            Route("/v1/clients/{mac}", revoke_client, methods=["DELETE"]),
+        ]
+    )
+
+
+def bind_control_socket(path: Path) -> socket.socket:
+    """Create the listening Unix socket at path, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_socket():
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    sock.listen(64)
+    return sock

@@ -1,0 +1,47 @@
+"""Client side of the control API, used by the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from capport.errors import ControlError
+
+
+class ControlClient:
+    """Talks to a running gateway over its Unix control socket."""
+
+    def __init__(self, socket_path: Path, timeout: float = 10.0) -> None:
+        self._path = socket_path
+        transport = httpx.HTTPTransport(uds=str(socket_path))
+        self._http = httpx.Client(
+            transport=transport, base_url="http://capport", timeout=timeout
+        )
+
+    def clients(self) -> list[dict[str, Any]]:
+        """Return the authorised devices."""
+        clients: list[dict[str, Any]] = self._request("GET", "/v1/clients")["clients"]
+        return clients
+
+    def revoke(self, mac: str) -> list[dict[str, Any]]:
+        """End the sessions of mac; return the sessions ended."""
+        revoked: list[dict[str, Any]] = self._request("DELETE", f"/v1/clients/{mac}")[
+            "revoked"
+        ]
+        return revoked
+
+    def _request(self, method: str, path: str) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path)
+        except httpx.TransportError as error:
+            raise ControlError(
+                f"cannot reach the gateway's control socket {self._path}: {error}. "
+                "Is `capport run` running? Pass --socket or --config to point "
+                "at it."
+            ) from error
+        body: dict[str, Any] = response.json()
+        if response.is_error:
+            raise ControlError(body.get("error", f"HTTP {response.status_code}"))
+        return body
