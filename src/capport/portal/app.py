@@ -1,0 +1,58 @@
+"""The user portal: a Starlette application built around one Gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from capport.config import Config
+from capport.gateway import Gateway
+from capport.portal.csrf import CsrfTokens
+from capport.portal.errorpages import ErrorPages
+from capport.portal.headers import SecurityHeadersMiddleware
+from capport.portal.inputs import parse_origin
+from capport.portal.pages import Pages, split_paragraphs
+from capport.portal.views import PortalViews
+from capport.tokens import TokenSigner
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_portal_app(
+    gateway: Gateway, signer: TokenSigner, config: Config, secret: bytes
+) -> Starlette:
+    """Build the portal application; the caller starts the gateway.
+
+    secret keys the CSRF tokens. The terms of use are read once, here, so a
+    missing terms file raises ConfigError now rather than on a request.
+    """
+    pages = Pages(config.portal.title)
+    errors = ErrorPages(pages)
+    views = PortalViews(
+        gateway=gateway,
+        signer=signer,
+        csrf=CsrfTokens(secret),
+        pages=pages,
+        terms=split_paragraphs(config.terms_text()),
+        configured_origin=parse_origin(config.portal.base_url()),
+    )
+    routes = [
+        Route("/", views.splash, methods=["GET"]),
+        Route("/accept", views.accept, methods=["POST"]),
+        Route("/status", views.status, methods=["GET"]),
+        Route("/logout", views.logout, methods=["POST"]),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeadersMiddleware)],
+        exception_handlers=errors.handlers(),
+    )
+    # Starlette would answer "/status/" with a redirect to an absolute URL
+    # built from the Host header; a plain 404 is simpler and leads nowhere.
+    app.router.redirect_slashes = False
+    return app

@@ -1,0 +1,205 @@
+"""The portal's pages: splash and terms, Accept, status and logout."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from capport.errors import TokenError
+from capport.gateway import Gateway
+from capport.models import Device, EndReason, IPAddress, Session
+from capport.portal.csrf import CsrfTokens
+from capport.portal.errorpages import PageError
+from capport.portal.inputs import (
+    Origin,
+    client_address,
+    is_same_origin,
+    read_form,
+)
+from capport.portal.pages import Pages
+from capport.portal.throttle import ThrottledLog
+from capport.portal.timefmt import (
+    describe_duration,
+    format_iso_time,
+    format_local_time,
+)
+from capport.tokens import TokenSigner
+
+log = logging.getLogger("capport.portal")
+
+GRANT_METHOD = "click-through"
+
+# A return token holds a URL of at most 8 KiB, about 11 KiB in base64; a
+# longer value cannot verify, so it is rejected before any decoding.
+MAX_RETURN_TOKEN_CHARS = 16 * 1024
+
+CSRF_REJECTED = (
+    "The form has expired or did not come from this portal. Go back to the "
+    "start page and try again."
+)
+
+
+class PortalViews:
+    """The request handlers, bound to one gateway and its keys."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        signer: TokenSigner,
+        csrf: CsrfTokens,
+        pages: Pages,
+        terms: list[str],
+        configured_origin: Origin | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._gateway = gateway
+        self._signer = signer
+        self._csrf = csrf
+        self._pages = pages
+        self._terms = terms
+        self._configured_origin = configured_origin
+        self._clock = clock
+        self._throttled = ThrottledLog(log)
+
+    # Pages
+
+    async def splash(self, request: Request) -> Response:
+        """Show the terms and the Accept form, or the status when signed in."""
+        device = self._gateway.identify(client_address(request))
+        token = request.query_params.get("t", "")
+        return_url = self._return_url(token, device.ip)
+        session = self._gateway.session_for(device)
+        if session is not None:
+            return self._status_page(device, session, return_url)
+        if self._gateway.mac_conflict(device) is not None:
+            return self._conflict_page()
+        return self._pages.render(
+            "splash.html",
+            terms=self._terms,
+            csrf_token=self._csrf.issue(str(device.ip)),
+            return_token=token if return_url else "",
+            return_host=_host_of(return_url),
+            token_rejected=bool(token) and return_url is None,
+        )
+
+    async def accept(self, request: Request) -> Response:
+        """Grant access to the requesting device and send it back where it was.
+
+        The grant is committed to the store and applied to the firewall
+        before the redirect is sent, so the browser's next request goes out.
+        """
+        address = client_address(request)
+        form = await self._read_checked_form(request, address)
+        device = self._gateway.identify(address)
+        if self._gateway.mac_conflict(device) is not None:
+            return self._conflict_page()
+        # A second Accept, from a double click or a reloaded form, keeps the
+        # running session instead of starting a new one.
+        if self._gateway.session_for(device) is None:
+            await self._gateway.grant(device, GRANT_METHOD)
+        target = self._return_url(form.get("t", ""), address) or "/status"
+        return RedirectResponse(target, status_code=303)
+
+    async def status(self, request: Request) -> Response:
+        """Show the device's session, or a link to the splash page."""
+        device = self._gateway.identify(client_address(request))
+        session = self._gateway.session_for(device)
+        return self._status_page(device, session, None)
+
+    async def logout(self, request: Request) -> Response:
+        """End the requesting device's session."""
+        address = client_address(request)
+        await self._read_checked_form(request, address)
+        device = self._gateway.identify(address)
+        session = self._gateway.session_for(device)
+        if session is not None:
+            await self._gateway.end(session, EndReason.LOGOUT)
+        return self._pages.render("signed_out.html", was_signed_in=bool(session))
+
+    # Helpers
+
+    def _status_page(
+        self, device: Device, session: Session | None, return_url: str | None
+    ) -> Response:
+        if session is None:
+            return self._pages.render("status.html", session=None)
+        remaining = self._gateway.remaining(session)
+        # The deadline runs on the monotonic clock, so the expiry shown is
+        # derived from the time left rather than from the stored wall time.
+        expires_at = self._clock() + remaining
+        return self._pages.render(
+            "status.html",
+            session=session,
+            mac=device.mac,
+            ip=str(device.ip),
+            started_local=format_local_time(session.started_at),
+            started_iso=format_iso_time(session.started_at),
+            expires_local=format_local_time(expires_at),
+            expires_iso=format_iso_time(expires_at),
+            remaining=describe_duration(remaining),
+            return_url=return_url,
+            return_host=_host_of(return_url),
+            csrf_token=self._csrf.issue(str(device.ip)),
+        )
+
+    def _conflict_page(self) -> Response:
+        return self._pages.render("conflict.html", status_code=409)
+
+    async def _read_checked_form(
+        self, request: Request, address: IPAddress
+    ) -> dict[str, str]:
+        """Read a POSTed form, raising PageError(403) unless it is this portal's."""
+        if not is_same_origin(request, self._configured_origin):
+            self._throttled.log(
+                logging.WARNING,
+                "origin",
+                "Rejected a POST to %s from %s: its Origin header %.200r is "
+                "not this portal's.",
+                request.url.path,
+                address,
+                request.headers.get("origin"),
+            )
+            raise PageError(403)
+        form = await read_form(request)
+        if not self._csrf.is_valid(form.get("csrf", ""), str(address)):
+            self._throttled.log(
+                logging.WARNING,
+                "csrf",
+                "Rejected a POST to %s from %s: the CSRF token is missing, "
+                "forged or expired.",
+                request.url.path,
+                address,
+            )
+            raise PageError(403, CSRF_REJECTED)
+        return form
+
+    def _return_url(self, token: str, address: IPAddress) -> str | None:
+        """Return the captured URL inside token, or None if there is none."""
+        if not token:
+            return None
+        if len(token) > MAX_RETURN_TOKEN_CHARS:
+            error: Exception = TokenError("the portal token is too long")
+        else:
+            try:
+                return self._signer.verify(token)
+            except TokenError as caught:
+                error = caught
+        self._throttled.log(
+            logging.INFO,
+            "token",
+            "Ignored the return token from %s: %s.",
+            address,
+            error,
+        )
+        return None
+
+
+def _host_of(url: str | None) -> str | None:
+    if url is None:
+        return None
+    return urlsplit(url).hostname
