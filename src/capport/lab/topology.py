@@ -1,0 +1,334 @@
+"""The namespace laboratory: two clients, a gateway and an upstream host.
+
+    c1 eth0 192.0.2.11 --+
+                         +-- lan0 192.0.2.1  [gw]  wan0 198.51.100.1 --
+    c2 eth0 192.0.2.12 --+                         eth0 198.51.100.80 [up]
+
+Each host is a network namespace named {prefix}-{role}. The addresses are the
+documentation ranges TEST-NET-1 and TEST-NET-2 (RFC 5737), so nothing here
+can collide with a real network. Every link is created inside the
+namespaces, never in the host's own, and the host's sysctls are not touched.
+What was built, and the PIDs started, are recorded in a state directory so
+that `down` can remove it all from another process or after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from capport.lab import system
+from capport.lab.system import LabError, ProcessRecord
+
+log = logging.getLogger("capport.lab")
+
+ROLES = ("gw", "c1", "c2", "up")
+CLIENT_ROLES = ("c1", "c2")
+DEFAULT_PREFIX = "capport"
+
+STATE_ROOT = Path("/run/capport-lab")
+# `ip netns exec NAME` bind-mounts each file in /etc/netns/NAME over the file
+# of the same name in /etc, which gives each client its own /etc/hosts.
+HOSTS_ROOT = Path("/etc/netns")
+
+LAN_INTERFACE = "lan0"
+WAN_INTERFACE = "wan0"
+GATEWAY_LAN_MAC = "02:00:00:00:00:01"
+GATEWAY_LAN_ADDRESS = "192.0.2.1"
+GATEWAY_WAN_ADDRESS = "198.51.100.1"
+LAN_NETWORK = "192.0.2.0/24"
+PREFIX_LENGTH = 24
+UPSTREAM_ADDRESS = "198.51.100.80"
+CLIENT_ADDRESSES = {"c1": "192.0.2.11", "c2": "192.0.2.12"}
+CLIENT_MACS = {"c1": "02:00:00:00:00:11", "c2": "02:00:00:00:00:12"}
+
+ORIGIN_HOST = "origin.lab"
+PORTAL_HOST = "portal.lab"
+ORIGIN_URL = f"http://{ORIGIN_HOST}/"
+PORTAL_URL = f"http://{GATEWAY_LAN_ADDRESS}/"
+
+# Namespace names become file names in /run/netns; lower case, digits and
+# hyphens keep them safe in shell commands and unambiguous to match.
+_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+@dataclass
+class Lab:
+    """A built laboratory: its namespaces, addresses, files and processes."""
+
+    prefix: str
+    namespaces: dict[str, str]
+    addresses: dict[str, str]
+    macs: dict[str, str]
+    state_dir: Path
+    processes: dict[str, ProcessRecord] = field(default_factory=dict)
+
+    # Paths inside the state directory
+
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / "capport.toml"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.state_dir / "control.sock"
+
+    @property
+    def store_path(self) -> Path:
+        return self.state_dir / "capport.db"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "gateway.log"
+
+    @property
+    def origin_log_path(self) -> Path:
+        return self.state_dir / "origin.log"
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / "state.json"
+
+    # Running commands in a namespace
+
+    def namespace(self, role: str) -> str:
+        """Return the namespace name of role (gw, c1, c2 or up)."""
+        try:
+            return self.namespaces[role]
+        except KeyError:
+            raise LabError(
+                f"unknown laboratory role {role!r}: expected one of {', '.join(ROLES)}"
+            ) from None
+
+    def exec_argv(self, role: str, argv: Sequence[str]) -> list[str]:
+        """Return argv prefixed with `ip netns exec` for role's namespace."""
+        return system.netns_argv(self.namespace(role), argv)
+
+    def run(
+        self,
+        role: str,
+        argv: Sequence[str],
+        *,
+        check: bool = False,
+        timeout: float = 30.0,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run argv to completion in role's namespace, capturing text output.
+
+        With check, a non-zero exit status raises LabError with the output.
+        """
+        command = self.exec_argv(role, argv)
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            input=input,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise LabError(
+                f"`{' '.join(command)}` failed with exit status "
+                f"{result.returncode}: {(result.stderr or result.stdout).strip()}"
+            )
+        return result
+
+    def popen(
+        self, role: str, argv: Sequence[str], **kwargs: Any
+    ) -> subprocess.Popen[Any]:
+        """Start argv in role's namespace; kwargs go to subprocess.Popen."""
+        return subprocess.Popen(self.exec_argv(role, argv), **kwargs)
+
+    # The gateway daemon
+
+    @property
+    def gateway_argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "capport",
+            "run",
+            "--config",
+            str(self.config_path),
+        ]
+
+    def gateway_running(self) -> bool:
+        record = self.processes.get("gateway")
+        return record is not None and system.is_running(record)
+
+    def start_gateway(self, timeout: float = 20.0) -> None:
+        """Start `capport run` in the gateway namespace and wait for its portal.
+
+        Raises LabError with the end of the gateway's log when the process
+        exits or the portal does not answer a client within timeout seconds.
+        """
+        if self.gateway_running():
+            pid = self.processes["gateway"].pid
+            raise LabError(f"the gateway of {self.prefix} is already running as {pid}")
+        record = system.spawn(self.namespace("gw"), self.gateway_argv, self.log_path)
+        self.processes["gateway"] = record
+        self.save()
+        log.info("Started the gateway of %s as PID %d.", self.prefix, record.pid)
+        self.wait_for_http("c1", PORTAL_URL, "gateway", timeout)
+
+    def stop_gateway(
+        self, sig: int = signal.SIGTERM, timeout: float = 10.0
+    ) -> int | None:
+        """Send sig (SIGTERM or SIGKILL) to the gateway and wait for it to exit.
+
+        Returns its exit status (negative for a signal, as in subprocess),
+        or None when this process did not start it or it was not running.
+        """
+        record = self.processes.get("gateway")
+        if record is None:
+            return None
+        if not system.stop(record, sig, timeout):
+            name = signal.Signals(sig).name
+            raise LabError(
+                f"the gateway (PID {record.pid}) did not exit within {timeout:.0f} s "
+                f"of {name}; see {self.log_path}"
+            )
+        del self.processes["gateway"]
+        self.save()
+        status = system.exit_status(record.pid)
+        log.info("The gateway of %s exited with status %s.", self.prefix, status)
+        return status
+
+    def restart_gateway(self, timeout: float = 20.0) -> None:
+        """Stop the gateway with SIGTERM and start it again on the same store."""
+        self.stop_gateway(signal.SIGTERM)
+        self.start_gateway(timeout)
+
+    # State file
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "namespaces": self.namespaces,
+            "addresses": self.addresses,
+            "macs": self.macs,
+            "state_dir": str(self.state_dir),
+            "hosts_dirs": [str(hosts_dir(self, role)) for role in CLIENT_ROLES],
+            "config": str(self.config_path),
+            "control_socket": str(self.control_socket),
+            "store": str(self.store_path),
+            "log": str(self.log_path),
+            "processes": {
+                name: record.to_json() for name, record in self.processes.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Lab:
+        return cls(
+            prefix=data["prefix"],
+            namespaces=dict(data["namespaces"]),
+            addresses=dict(data["addresses"]),
+            macs=dict(data["macs"]),
+            state_dir=Path(data["state_dir"]),
+            processes={
+                name: ProcessRecord.from_json(record)
+                for name, record in data["processes"].items()
+            },
+        )
+
+    def save(self) -> None:
+        """Write state.json atomically, so a crash never leaves half a file."""
+        temporary = self.state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        os.replace(temporary, self.state_path)
+
+    def wait_for_http(
+        self, role: str, url: str, process_name: str, timeout: float
+    ) -> None:
+        """Poll url from role until any HTTP response arrives.
+
+        Raises LabError with the end of the process's log when process_name
+        exits first or timeout seconds pass.
+        """
+        record = self.processes[process_name]
+        log_path = self.log_path if process_name == "gateway" else self.origin_log_path
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not system.is_running(record):
+                status = system.exit_status(record.pid)
+                raise LabError(
+                    f"the {process_name} (PID {record.pid}) exited with status "
+                    f"{status} before {url} answered.\n{_tail(log_path)}"
+                )
+            probe = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"]
+            result = self.run(role, [*probe, "--max-time", "1", url], timeout=5)
+            if result.stdout.strip() not in ("", "000"):
+                return
+            time.sleep(0.1)
+        raise LabError(
+            f"{url} did not answer from {self.namespace(role)} within "
+            f"{timeout:.0f} s of starting the {process_name}.\n{_tail(log_path)}"
+        )
+
+
+def check_prefix(prefix: str) -> None:
+    if not _PREFIX.match(prefix):
+        raise LabError(
+            f"invalid laboratory prefix {prefix!r}: use 1 to 20 lower-case "
+            "letters, digits or hyphens, starting with a letter"
+        )
+
+
+def plan(prefix: str) -> Lab:
+    """Return the laboratory prefix names, without building anything."""
+    check_prefix(prefix)
+    addresses = {
+        "gw": GATEWAY_LAN_ADDRESS,
+        **CLIENT_ADDRESSES,
+        "up": UPSTREAM_ADDRESS,
+    }
+    return Lab(
+        prefix=prefix,
+        namespaces={role: f"{prefix}-{role}" for role in ROLES},
+        addresses=addresses,
+        macs=dict(CLIENT_MACS),
+        state_dir=STATE_ROOT / prefix,
+    )
+
+
+def hosts_dir(lab: Lab, role: str) -> Path:
+    return HOSTS_ROOT / lab.namespace(role)
+
+
+def load(prefix: str) -> Lab:
+    """Return the laboratory built with prefix, as its state.json records it."""
+    lab = plan(prefix)
+    try:
+        data = json.loads(lab.state_path.read_text())
+        return Lab.from_json(data)
+    except FileNotFoundError:
+        raise LabError(
+            f"no laboratory with prefix {prefix!r}: {lab.state_path} is missing; "
+            f"build one with `capport lab up --prefix {prefix}`"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise LabError(
+            f"cannot read {lab.state_path}: {error}; remove the laboratory with "
+            f"`capport lab down --prefix {prefix}`"
+        ) from error
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as error:
+        return f"(cannot read {path}: {error.strerror})"
+    last = text.splitlines()[-lines:]
+    return f"Last lines of {path}:\n" + "\n".join(f"  {line}" for line in last)
