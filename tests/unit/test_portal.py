@@ -215,7 +215,7 @@ def test_accept_with_expired_token_goes_to_status(
     assert response.headers["location"] == "/status"
 
 
-def test_accept_with_token_of_other_key_goes_to_status(portal: Portal) -> None:
+def test_accept_with_forged_token_goes_to_status(portal: Portal) -> None:
     forged = TokenSigner(b"another-key-0123456789", 900.0).sign(CAPTURED_URL)
     response = portal.accept(t=forged)
     assert response.headers["location"] == "/status"

@@ -25,7 +25,7 @@ STATIC = Path(__file__).parent / "static"
 def create_portal_app(
     gateway: Gateway, signer: TokenSigner, config: Config, secret: bytes
 ) -> Starlette:
-    """Build the portal application; the caller starts the gateway.
+    """Build the portal application. The caller must start the gateway.
 
     secret keys the CSRF tokens. The terms of use are read once, here, so a
     missing terms file raises ConfigError now rather than on a request.
@@ -52,7 +52,7 @@ def create_portal_app(
         middleware=[Middleware(SecurityHeadersMiddleware)],
         exception_handlers=errors.handlers(),
     )
-    # Starlette would answer "/status/" with a redirect to an absolute URL
-    # built from the Host header; a plain 404 is simpler and leads nowhere.
+    # Starlette would respond to "/status/" with a redirect to an absolute URL
+    # built from the Host header. A plain 404 is simpler and leads nowhere.
     app.router.redirect_slashes = False
     return app

@@ -33,7 +33,7 @@ class CsrfTokens:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not secret:
-            raise ValueError("the CSRF secret is empty; pass the gateway's key")
+            raise ValueError("the CSRF secret is empty: pass the gateway's signing key")
         # Derive a key of its own, so a CSRF MAC can never double as a
         # signature made elsewhere with the same gateway secret.
         self._key = hmac.new(secret, b"capport.portal.csrf", hashlib.sha256).digest()

@@ -44,7 +44,7 @@ _GENERIC = "The request could not be completed."
 class PageError(HTTPException):
     """An HTTP error whose page shows an explanation written by the portal.
 
-    The explanation is fixed text; never put request values into it.
+    The explanation must be fixed text and never contain request values.
     """
 
     def __init__(
@@ -94,14 +94,14 @@ class ErrorPages:
         if isinstance(error, PageError):
             explanation = error.detail
         else:
-            # Starlette's own details are reason phrases; the fixed text reads
+            # Starlette's own details are reason phrases. The fixed text reads
             # better and cannot carry request data.
             explanation = EXPLANATIONS.get(error.status_code, _GENERIC)
         return self.render(error.status_code, explanation, error.headers)
 
     async def device_not_found(self, request: Request, error: Exception) -> Response:
         self._throttled.log(
-            logging.WARNING, "device", "Cannot serve the portal: %s.", error
+            logging.WARNING, "device", "Could not identify a portal client: %s.", error
         )
         return self.render(503, DEVICE_NOT_FOUND)
 
@@ -110,8 +110,8 @@ class ErrorPages:
         return self.render(503, EXPLANATIONS[503])
 
     async def server_error(self, request: Request, error: Exception) -> Response:
-        # Starlette re-raises the error after this page is sent, and the
-        # server logs it with its traceback.
+        # Starlette re-raises the error after this page is sent, and uvicorn
+        # logs it with its traceback.
         return self.render(500, EXPLANATIONS[500])
 
 

@@ -13,8 +13,8 @@ CONTENT_SECURITY_POLICY = (
 )
 
 SECURITY_HEADERS: dict[str, str] = {
-    # A portal page is per device and per moment; a cached splash or status
-    # page would show another device's state or a stale CSRF token.
+    # A portal page is specific to one device and one moment. A cached splash
+    # or status page would show another device's state or a stale CSRF token.
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

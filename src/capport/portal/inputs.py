@@ -1,4 +1,4 @@
-"""What the portal takes from a request: client address, origin and form.
+"""Request inputs the portal reads: client address, Origin header and form.
 
 The device is identified from the connection alone. Form values never name
 a MAC or IP address, and the views never read one from them.
@@ -16,7 +16,7 @@ from capport.models import IPAddress
 from capport.portal.errorpages import PageError
 
 # The largest legitimate body is the Accept form: a CSRF token plus a return
-# token that holds a URL of at most 8 KiB in base64.
+# token that contains a URL of at most 8 KiB in base64.
 MAX_FORM_BYTES = 32 * 1024
 MAX_FORM_FIELDS = 16
 
@@ -83,9 +83,10 @@ def is_same_origin(request: Request, configured: Origin | None) -> bool:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """Read a URL-encoded form body of bounded size; the first value of a name wins.
+    """Read a URL-encoded form body of bounded size into a dict.
 
-    A body of another type yields an empty form, so the CSRF check rejects it.
+    The first value of a repeated name wins. A body of another media type
+    yields an empty form, so the CSRF check rejects it.
     """
     body = await _read_body(request, MAX_FORM_BYTES)
     media_type = request.headers.get("content-type", "").partition(";")[0]

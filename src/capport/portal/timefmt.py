@@ -10,14 +10,14 @@ _UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
 def describe_duration(seconds: float) -> str:
     """Describe a duration in at most two units, such as "1 hour 5 minutes".
 
-    The duration is rounded to the nearest minute, so a fresh one-hour session
-    reads "1 hour" rather than "59 minutes".
+    The duration is rounded to the nearest minute, halves up, so a fresh
+    one-hour session reads "1 hour" rather than "59 minutes".
     """
     if seconds <= 0:
         return "no time"
     if seconds < 60:
         return "less than a minute"
-    left = round(seconds / 60) * 60
+    left = int(seconds / 60 + 0.5) * 60
     parts = []
     for name, size in _UNITS:
         count, left = divmod(left, size)

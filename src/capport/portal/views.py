@@ -34,8 +34,8 @@ log = logging.getLogger("capport.portal")
 
 GRANT_METHOD = "click-through"
 
-# A return token holds a URL of at most 8 KiB, about 11 KiB in base64; a
-# longer value cannot verify, so it is rejected before any decoding.
+# A return token contains a URL of at most 8 KiB, about 11 KiB in base64.
+# A longer value cannot verify, so it is rejected before any decoding.
 MAX_RETURN_TOKEN_CHARS = 16 * 1024
 
 CSRF_REJECTED = (
