@@ -28,7 +28,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def client_address(request: Request) -> IPAddress:
     """Return the IP address of the connection's peer, as the socket saw it."""
     if request.client is None:
-        raise DeviceNotFound("the connection carries no client address")
+        raise DeviceNotFound(
+            "the connection has no client IP address; serve the portal over TCP"
+        )
     host = request.client.host
     try:
         address = ip_address(host)
@@ -37,7 +39,7 @@ def client_address(request: Request) -> IPAddress:
             f"the client address {host!r} is not an IP address"
         ) from None
     # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d, but the
-    # neighbour table and the firewall know them by their IPv4 address.
+    # neighbour table and the firewall store them by their IPv4 address.
     if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
@@ -58,9 +60,15 @@ def parse_origin(value: str) -> Origin | None:
 def request_origin(request: Request) -> Origin | None:
     """Return the origin the client addressed: its scheme and Host header."""
     url = request.url
-    if url.scheme not in _DEFAULT_PORTS or not url.hostname:
+    try:
+        hostname, port = url.hostname, url.port
+    except ValueError:
+        # An unparseable Host header (a bad port, an unclosed "[") matches
+        # no origin at all.
         return None
-    return url.scheme, url.hostname.lower(), url.port or _DEFAULT_PORTS[url.scheme]
+    if url.scheme not in _DEFAULT_PORTS or not hostname:
+        return None
+    return url.scheme, hostname.lower(), port or _DEFAULT_PORTS[url.scheme]
 
 
 def is_same_origin(request: Request, configured: Origin | None) -> bool:
