@@ -1,0 +1,362 @@
+"""One intercepted TCP connection: parsing, limits and answers.
+
+Requests are parsed with httptools (llhttp) and answered from the parser's
+callbacks, so pipelined requests are answered in order. Every limit ends the
+connection with a status code rather than an exception: the service must
+keep running whatever a device sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserUpgrade,
+    HttpRequestParser,
+)
+
+from capport.intercept.actions import Action, classify
+from capport.intercept.destination import original_destination, socket_address_ip
+from capport.intercept.request import format_authority, parse_request
+from capport.intercept.responses import CONTINUE
+from capport.models import IPAddress
+
+if TYPE_CHECKING:
+    from capport.intercept.server import Responder
+
+log = logging.getLogger("capport.intercept")
+
+# Input is parsed in slices of this size, and the responses to one slice are
+# written before the next is parsed. A client that pipelines requests but
+# never reads the responses therefore gets at most one slice's worth of
+# responses queued past the transport's high-water mark before reading stops.
+FEED_SLICE_BYTES = 4096
+
+# After an error response the connection is half-closed and input is read
+# and discarded for this long. Closing a socket with unread input makes
+# Linux send a reset, which can destroy the response before the client
+# reads it (RFC 9112 section 9.6 describes this "lingering close").
+LINGER_SECONDS = 2.0
+
+# Input that arrives while reading is paused is kept up to this size. Reading
+# stops as soon as the write buffer is full, so this only catches a transport
+# that keeps delivering after pause_reading().
+MAX_PENDING_INPUT_BYTES = 1 << 20
+
+# A Content-Length with more digits than this is over any body limit, and
+# int() raises ValueError beyond 4300 digits (Python 3.11 and later).
+_MAX_LENGTH_DIGITS = 18
+
+
+class _StopParsing(Exception):
+    """Raised inside a parser callback to stop parsing this connection."""
+
+
+class InterceptConnection(asyncio.Protocol):
+    """Answers the HTTP requests of one redirected connection."""
+
+    deadline: float
+    client_ip: IPAddress
+
+    def __init__(self, responder: Responder) -> None:
+        self._responder = responder
+        self._limits = responder.limits
+        self._builder = responder.builder
+        self._stats = responder.stats
+        self._parser = HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._now = asyncio.get_running_loop().time
+        self.deadline = self._now() + self._limits.header_timeout
+        self._destination: str | None = None
+        self._output: list[bytes] = []
+        self._pending_input = b""
+        self._write_paused = False
+        self._closing = False
+        self._shut_down = False
+        self._stop_status: int | None = None
+        self._served = 0
+        # The state of the request being parsed.
+        self._in_message = False
+        self._in_head = True
+        self._raw_head_bytes = 0
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._target = b""
+        self._host: bytes | None = None
+        self._expect_continue = False
+        self._method = b""
+        self._keep_alive = True
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self.client_ip = socket_address_ip(transport.get_extra_info("peername"))
+        if not self._responder.admit(self):
+            self._transport.write(self._builder.error(503))
+            self._transport.close()
+            self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing or self._transport is None:
+            # A lingering close reads input only to discard it.
+            return
+        if self._write_paused:
+            self._pending_input += data
+            if len(self._pending_input) > MAX_PENDING_INPUT_BYTES:
+                self._transport.abort()
+            return
+        self._feed_all(data)
+
+    def eof_received(self) -> bool:
+        # Complete requests were answered as they arrived, so a client that
+        # half-closes has had every answer; returning False closes once the
+        # buffered responses are written.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._output.clear()
+        self._pending_input = b""
+        self._responder.release(self)
+
+    def pause_writing(self) -> None:
+        # The client is not reading its responses: stop reading its requests
+        # until it does, so neither buffer grows.
+        self._write_paused = True
+        if self._transport is not None and not self._closing:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._transport is None or self._closing:
+            return
+        self._transport.resume_reading()
+        pending, self._pending_input = self._pending_input, b""
+        if pending:
+            self._feed_all(pending)
+
+    def abort(self) -> None:
+        """Close the connection at once, dropping unsent responses."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    # Deadlines, enforced by the responder's periodic sweep
+
+    def time_out(self) -> None:
+        """End the connection because its deadline has passed."""
+        transport = self._transport
+        if transport is None:
+            return
+        if self._shut_down:
+            transport.abort()
+            return
+        if self._in_message:
+            # The head (or the body) did not arrive in time: RFC 9110 section
+            # 15.5.9 lets the server say so before it closes.
+            self._stats.timeouts += 1
+            self._stats.errors += 1
+            self._output.append(self._builder.error(408, self._is_head_request()))
+        self._closing = True
+        self._flush()
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._target = b""
+        self._host = None
+        self._expect_continue = False
+        if self._served:
+            # The first request keeps the deadline counted from the
+            # connection's start; later ones count from their first byte.
+            self.deadline = self._now() + self._limits.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        # llhttp reports a target split across reads in several pieces.
+        self._target += url
+        self._head_bytes += len(url)
+        if len(self._target) > self._limits.max_target_bytes:
+            self._stop(414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self._limits.max_header_bytes:
+            self._stop(431)
+        size = len(name)
+        if size == 4 and name.lower() == b"host":
+            if self._host is not None:
+                # RFC 9112 section 3.2: more than one Host header gets 400.
+                self._stop(400)
+            self._host = value
+        elif size == 14 and name.lower() == b"content-length":
+            if (
+                len(value) > _MAX_LENGTH_DIGITS
+                or int(value) > self._limits.max_body_bytes
+            ):
+                self._stop(413)
+        elif size == 6 and name.lower() == b"expect":
+            self._expect_continue = value.lower() == b"100-continue"
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        self._method = parser.get_method()
+        self._keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
+        if self._host is None or self._expect_continue:
+            version = parser.get_http_version()
+            if self._host is None and version == "1.1":
+                # RFC 9112 section 3.2: an HTTP/1.1 request without Host
+                # gets 400. HTTP/1.0 clients may leave it out.
+                self._stop(400)
+            if self._expect_continue and version == "1.1":
+                self._output.append(CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        # The body is counted and dropped; a 511 does not depend on it.
+        self._body_bytes += len(body)
+        if self._body_bytes > self._limits.max_body_bytes:
+            self._stop(413)
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        self._in_head = True
+        self._raw_head_bytes = 0
+        self._served += 1
+        if self._answer():
+            self.deadline = self._now() + self._limits.keepalive_timeout
+            return
+        self._closing = True
+        raise _StopParsing
+
+    # Parsing
+
+    def _feed_all(self, data: bytes) -> None:
+        if len(data) <= FEED_SLICE_BYTES:
+            self._feed(data)
+            return
+        view = memoryview(data)
+        for offset in range(0, len(data), FEED_SLICE_BYTES):
+            if self._closing:
+                return
+            if self._write_paused:
+                self._pending_input = bytes(view[offset:])
+                return
+            self._feed(view[offset : offset + FEED_SLICE_BYTES])
+
+    def _feed(self, data: bytes | memoryview) -> None:
+        # The parser keeps a header line in memory until it ends, so bytes
+        # are also counted here; the precise count in on_header only runs
+        # once a line is complete.
+        if self._in_head:
+            self._raw_head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except HttpParserUpgrade:
+            # The upgrade request was answered with "Connection: close".
+            pass
+        except HttpParserCallbackError as error:
+            self._on_callback_error(error)
+        except HttpParserError as error:
+            if not self._closing:
+                log.debug("Rejected input from %s: %s", self.client_ip, error)
+                self._reject(400)
+        else:
+            if self._in_head and self._raw_head_bytes > self._limits.max_header_bytes:
+                self._reject(431)
+        self._flush()
+
+    def _stop(self, status: int) -> None:
+        self._stop_status = status
+        raise _StopParsing
+
+    def _on_callback_error(self, error: HttpParserCallbackError) -> None:
+        status, self._stop_status = self._stop_status, None
+        if status is not None:
+            log.debug("Rejected a request from %s with %d.", self.client_ip, status)
+            self._reject(status)
+        elif not self._closing:
+            cause = error.__context__ or error
+            self._responder.report_error(cause, self.client_ip)
+            self._reject(500)
+
+    def _reject(self, status: int) -> None:
+        self._stats.errors += 1
+        self._output.append(self._builder.error(status, self._is_head_request()))
+        self._closing = True
+
+    def _is_head_request(self) -> bool:
+        # The parser has a method only once the request line reached the
+        # target; before that get_method() returns llhttp's default.
+        return bool(self._target) and self._parser.get_method() == b"HEAD"
+
+    # Answering
+
+    def _answer(self) -> bool:
+        """Queue the answer to the request just parsed.
+
+        Returns whether the connection stays open for another request.
+        """
+        request = parse_request(
+            self._method,
+            self._target,
+            self._host,
+            self.client_ip,
+            self._keep_alive,
+            self._original_destination,
+        )
+        authorised = self._responder.is_authorised(self.client_ip)
+        action = classify(request, authorised)
+        self._output.append(self._builder.build(request, action))
+        stats = self._stats
+        stats.requests += 1
+        if action is Action.CAPTIVE:
+            stats.captive_responses += 1
+        elif action is Action.RETURN:
+            stats.redirects += 1
+        return request.keep_alive and not action.closes_connection
+
+    def _original_destination(self) -> str:
+        if self._destination is None:
+            self._destination = self._find_destination()
+        return self._destination
+
+    def _find_destination(self) -> str:
+        transport = self._transport
+        assert transport is not None
+        sockname: Any = transport.get_extra_info("sockname")
+        local_ip = socket_address_ip(sockname)
+        sock = transport.get_extra_info("socket")
+        found = original_destination(sock, local_ip) if sock is not None else None
+        if found is None:
+            return format_authority(local_ip, sockname[1])
+        return format_authority(*found)
+
+    # Writing and closing
+
+    def _flush(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        output = self._output
+        if output:
+            transport.write(output[0] if len(output) == 1 else b"".join(output))
+            output.clear()
+        if self._closing and not self._shut_down:
+            self._shut_down = True
+            self._close_lingering(transport)
+
+    def _close_lingering(self, transport: asyncio.Transport) -> None:
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self.deadline = self._now() + LINGER_SECONDS
+        if self._write_paused:
+            transport.resume_reading()

@@ -1,0 +1,228 @@
+"""The intercepting responder: an asyncio server that answers every request.
+
+nftables redirects TCP port 80 of unauthenticated devices here. The server
+admits connections within the configured limits, runs one
+InterceptConnection per connection, and closes connections whose deadline
+has passed from one periodic sweep rather than one timer each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from capport.config import ResponderSection
+from capport.intercept.connection import LINGER_SECONDS, InterceptConnection
+from capport.intercept.responses import ResponseBuilder
+from capport.models import IPAddress
+from capport.tokens import TokenSigner
+
+log = logging.getLogger("capport.intercept")
+
+# Repeated warnings (connection limits, internal errors) are logged at most
+# once per this many seconds, with the number left out since the last one.
+LOG_INTERVAL_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The per-connection limits, copied from ResponderSection."""
+
+    max_header_bytes: int
+    max_target_bytes: int
+    max_body_bytes: int
+    header_timeout: float
+    keepalive_timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: ResponderSection) -> Limits:
+        return cls(
+            max_header_bytes=settings.max_header_bytes,
+            max_target_bytes=settings.max_target_bytes,
+            max_body_bytes=settings.max_body_bytes,
+            header_timeout=settings.header_timeout,
+            keepalive_timeout=settings.keepalive_timeout,
+        )
+
+
+@dataclass(slots=True)
+class ResponderStats:
+    """Counters since the responder started, for metrics."""
+
+    connections_accepted: int = 0
+    connections_rejected: int = 0
+    open_connections: int = 0
+    requests: int = 0
+    captive_responses: int = 0
+    redirects: int = 0
+    errors: int = 0
+    timeouts: int = 0
+
+
+class _RepeatedWarning:
+    """Logs a repeated event at most once per interval, counting the rest."""
+
+    def __init__(self, interval: float = LOG_INTERVAL_SECONDS) -> None:
+        self._interval = interval
+        self._next = 0.0
+        self._skipped = 0
+
+    def should_log(self) -> int | None:
+        """Return how many events were skipped if this one is to be logged."""
+        now = time.monotonic()
+        if now < self._next:
+            self._skipped += 1
+            return None
+        skipped, self._skipped = self._skipped, 0
+        self._next = now + self._interval
+        return skipped
+
+
+class Responder:
+    """Answers intercepted HTTP requests with 511 (or 307 once logged in).
+
+    portal_url is the portal's base URL ending in "/". is_authorised tells
+    whether a client IP has logged in since its connection was redirected.
+    """
+
+    def __init__(
+        self,
+        settings: ResponderSection,
+        portal_url: str,
+        signer: TokenSigner,
+        is_authorised: Callable[[IPAddress], bool],
+    ) -> None:
+        self.settings = settings
+        self.limits = Limits.from_settings(settings)
+        self.builder = ResponseBuilder(portal_url, signer)
+        self.is_authorised = is_authorised
+        self.stats = ResponderStats()
+        self._connections: set[InterceptConnection] = set()
+        self._per_client: dict[IPAddress, int] = {}
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._limit_warning = _RepeatedWarning()
+        self._error_warning = _RepeatedWarning()
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """Return the (host, port) pairs the responder listens on."""
+        if self._server is None:
+            return []
+        return [sock.getsockname()[:2] for sock in self._server.sockets]
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on host and port; port 0 picks a free port."""
+        if self._server is not None:
+            raise RuntimeError("the responder is already running")
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: InterceptConnection(self),
+            host,
+            port,
+            reuse_address=True,
+            # Match the listen queue to the connection limit so a burst of
+            # new connections waits in the kernel instead of being dropped.
+            backlog=min(self.settings.max_connections, 4096),
+        )
+        self._sweeper = asyncio.create_task(self._sweep(), name="capport.intercept")
+        log.info(
+            "Intercepting responder listening on %s.",
+            ", ".join(f"{h}:{p}" for h, p in self.addresses),
+        )
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection."""
+        if self._server is None:
+            return
+        self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for connection in list(self._connections):
+            connection.abort()
+        await self._server.wait_closed()
+        self._server = None
+        self._sweeper = None
+        log.info(
+            "Intercepting responder stopped after %d requests (%d answered 511).",
+            self.stats.requests,
+            self.stats.captive_responses,
+        )
+
+    # Called by the connections
+
+    def admit(self, connection: InterceptConnection) -> bool:
+        """Register connection if the total and per-client limits allow it."""
+        self.stats.connections_accepted += 1
+        ip = connection.client_ip
+        count = self._per_client.get(ip, 0)
+        if len(self._connections) >= self.settings.max_connections:
+            self._reject_connection(ip, "the responder is at max_connections")
+            return False
+        if count >= self.settings.max_connections_per_client:
+            self._reject_connection(ip, "it is at max_connections_per_client")
+            return False
+        self._connections.add(connection)
+        self._per_client[ip] = count + 1
+        self.stats.open_connections = len(self._connections)
+        return True
+
+    def release(self, connection: InterceptConnection) -> None:
+        """Forget a closed connection; unknown connections are ignored."""
+        if connection not in self._connections:
+            return
+        self._connections.remove(connection)
+        self.stats.open_connections = len(self._connections)
+        ip = connection.client_ip
+        count = self._per_client.get(ip, 0) - 1
+        if count > 0:
+            self._per_client[ip] = count
+        else:
+            self._per_client.pop(ip, None)
+
+    def report_error(self, error: BaseException, client_ip: IPAddress) -> None:
+        """Log an unexpected error raised while serving client_ip, rate-limited."""
+        skipped = self._error_warning.should_log()
+        if skipped is None:
+            return
+        log.error(
+            "Serving a connection from %s failed with %r; the connection was "
+            "closed (%d more such errors not logged since the last message).",
+            client_ip,
+            error,
+            skipped,
+            exc_info=error,
+        )
+
+    # Internal
+
+    def _reject_connection(self, ip: IPAddress, reason: str) -> None:
+        self.stats.connections_rejected += 1
+        skipped = self._limit_warning.should_log()
+        if skipped is not None:
+            log.warning(
+                "Rejected a connection from %s because %s (%d more rejections "
+                "not logged since the last message).",
+                ip,
+                reason,
+                skipped,
+            )
+
+    async def _sweep(self) -> None:
+        limits = self.limits
+        shortest = min(limits.header_timeout, limits.keepalive_timeout, LINGER_SECONDS)
+        # A deadline is enforced up to one interval late.
+        interval = min(1.0, max(0.05, shortest / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for connection in [c for c in self._connections if c.deadline <= now]:
+                try:
+                    connection.time_out()
+                except Exception as error:  # noqa: BLE001 - the sweep must go on
+                    self.report_error(error, connection.client_ip)
+                    connection.abort()
