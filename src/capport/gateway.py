@@ -142,6 +142,9 @@ class Gateway:
                 raise
             if replaced is not None and replaced.device != device:
                 await self._end(replaced, EndReason.REPLACED, now)
+            elif replaced is not None:
+                # The store ended it as part of start_session.
+                self._deadlines.pop(replaced.id, None)
             self._index(session, self._duration)
         log.info(
             "Granted session %d to %s by %s for %.0f s.",
