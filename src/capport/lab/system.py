@@ -130,12 +130,18 @@ def spawn(namespace: str, argv: Sequence[str], log_path: Path) -> ProcessRecord:
 
 def is_running(record: ProcessRecord) -> bool:
     """Tell whether the recorded process is alive and not a zombie."""
-    _reap(record.pid)
     stat = _read_stat(record.pid)
-    if stat is None:
+    if stat is None or stat[1] != record.start_time:
         return False
-    state, start_time = stat
-    return start_time == record.start_time and state != "Z"
+    process = _children.get(record.pid)
+    if process is not None:
+        # A child of this process counts as running until it is reaped. Its
+        # /proc state turns to Z as soon as the main thread exits, but the
+        # kernel reports it to waitpid only after every other thread has
+        # exited too, and only then is its exit status known.
+        _reap(record.pid)
+        return record.pid in _children
+    return stat[0] != "Z"
 
 
 def exit_status(pid: int) -> int | None:
