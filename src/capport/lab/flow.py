@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from html import unescape
 from html.parser import HTMLParser
 from typing import Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -138,9 +137,9 @@ def parse_page(body: str, base_url: str) -> tuple[str | None, list[str], list[Fo
     parser = _PageParser()
     parser.feed(body)
     parser.close()
-    refresh = (
-        urljoin(base_url, unescape(parser.refresh_url)) if parser.refresh_url else None
-    )
+    # HTMLParser has already decoded character references in attribute
+    # values, so `&amp;` in an href arrives here as `&`.
+    refresh = urljoin(base_url, parser.refresh_url) if parser.refresh_url else None
     links = [urljoin(base_url, link) for link in parser.links]
     for form in parser.forms:
         form.action = urljoin(base_url, form.action)
