@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from capport.config import load_config
+from capport.errors import ConfigError
 from capport.lab import Lab, LabError, down, load, system, up
 from capport.lab.origin import MARKER, TCP_GREETING
 from capport.lab.system import ProcessRecord
@@ -85,7 +86,7 @@ def test_namespaces_exist(topology: Lab) -> None:
 
 
 def test_client_reaches_gateway(topology: Lab) -> None:
-    # Nothing listens on the gateway yet, so its kernel answers with a reset.
+    # Nothing listens on the gateway yet, so its kernel replies with a reset.
     assert connect(topology, "c1", "192.0.2.1", 80) == "refused"
 
 
@@ -223,6 +224,13 @@ def test_up_rejects_invalid_prefix() -> None:
         up("../etc", start_gateway=False)
 
 
+def test_up_removes_lab_on_invalid_config(new_prefix: Callable[[str], str]) -> None:
+    prefix = new_prefix("t")
+    with pytest.raises(ConfigError, match="session.nonsense"):
+        up(prefix, extra_config={"session": {"nonsense": 1}}, start_gateway=False)
+    assert leftovers(prefix) == []
+
+
 # Removal
 
 
@@ -318,6 +326,15 @@ def test_gateway_recorded_in_state(lab: Lab) -> None:
     state = json.loads(lab.state_path.read_text())
     gateway = ProcessRecord.from_json(state["processes"]["gateway"])
     assert system.is_running(gateway)
+
+
+def test_up_reports_gateway_exit_with_log(new_prefix: Callable[[str], str]) -> None:
+    prefix = new_prefix("t")
+    broken = {"gateway": {"interface": "nosuch0"}}
+    with pytest.raises(LabError, match="exited with status") as raised:
+        up(prefix, extra_config=broken)
+    assert "Last lines of" in str(raised.value)
+    assert leftovers(prefix) == []
 
 
 def test_stop_gateway_closes_portal(fresh_lab: Lab) -> None:

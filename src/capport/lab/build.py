@@ -42,7 +42,7 @@ def up(
     start_gateway: bool = True,
     timeout: float = 20.0,
 ) -> Lab:
-    """Build the laboratory and, unless told not to, start the gateway in it.
+    """Build the laboratory and, unless start_gateway is false, start the gateway in it.
 
     extra_config is merged over the generated configuration, table by table.
     On any failure, Ctrl-C included, whatever was built is removed again
@@ -113,9 +113,8 @@ def _recorded_processes(lab: Lab) -> dict[str, ProcessRecord]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, KeyError, TypeError) as error:
-        # A crash while writing is ruled out by the atomic save, but a person
-        # may have edited the file; the namespace scan below still finds the
-        # processes that matter.
+        # The atomic save rules out a half-written file, but a person may have
+        # edited it. The namespace scan in down() still finds the processes.
         log.warning("Ignoring unreadable %s: %s", lab.state_path, error)
         return {}
 
@@ -242,7 +241,7 @@ def _wire_wan(lab: Lab) -> None:
         upstream, "address", "add", f"{UPSTREAM_ADDRESS}/{PREFIX_LENGTH}", "dev", "eth0"
     )
     _ip(upstream, "link", "set", "eth0", "up")
-    # Routed back without NAT, so the origin sees each client's own address.
+    # Routed back without NAT, so the origin receives each client's own address.
     _ip(upstream, "route", "add", LAN_NETWORK, "via", GATEWAY_WAN_ADDRESS)
 
 

@@ -202,7 +202,7 @@ def _urllib_flow(report: DemoReport, lab: Lab) -> bool:
     )
     results = []
     # The probe prints one JSON line per step as it goes, so each step is
-    # shown when it happens; its own requests time out after 10 s.
+    # shown when it happens. Its requests time out after 10 s each.
     for line in probe.stdout or []:
         step = StepResult.from_json(json.loads(line))
         results.append(step)

@@ -41,7 +41,7 @@ def gateway_document(
         "session": {"duration": session_duration},
         "store": {"path": str(state_dir / "capport.db")},
         "control": {"socket": str(state_dir / "control.sock")},
-        "log": {"level": "debug"},
+        "log": {"level": "info"},
     }
     return merge(document, extra_config or {})
 

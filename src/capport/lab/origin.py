@@ -99,12 +99,14 @@ class OriginHandler(BaseHTTPRequestHandler):
                 send_body,
             )
             return
+
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(size))
         self.end_headers()
         if not send_body:
             return
+
         sent = 0
         chunk = b"x" * CHUNK_BYTES
         try:
@@ -114,8 +116,8 @@ class OriginHandler(BaseHTTPRequestHandler):
                 sent += count
                 time.sleep(delay_ms / 1000)
         except OSError as error:
-            # The client went away or the gateway cut the connection, which
-            # is what a revocation test expects; the count shows when.
+            # The client went away or the gateway cut the connection, as a
+            # revocation test expects. The byte count shows when it happened.
             log.info(
                 "%s: stream of %d bytes stopped after %d bytes: %s",
                 self.client_address[0],
@@ -167,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         help="port that accepts plain TCP (default: 443)",
     )
     options = parser.parse_args(argv)
+
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
@@ -174,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     web.daemon_threads = True
     greeting = GreetingServer((options.address, options.tcp_port), GreetingHandler)
     threading.Thread(target=greeting.serve_forever, daemon=True).start()
+
     log.info(
         "Origin listening on %s: HTTP port %d, plain TCP port %d.",
         options.address,

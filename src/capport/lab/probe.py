@@ -45,8 +45,8 @@ def fetch(method: str, url: str, form: dict[str, str] | None = None) -> Response
         with _opener.open(request, timeout=TIMEOUT_SECONDS) as reply:
             return _response(reply.status, reply.headers, reply.read(MAX_BODY_BYTES))
     except urllib.error.HTTPError as error:
-        # urllib raises for every status from 300 on; for the flow these are
-        # ordinary answers to check.
+        # urllib raises HTTPError for every status from 300 on, but for the
+        # flow these are ordinary responses to check.
         with error:
             return _response(error.code, error.headers, error.read(MAX_BODY_BYTES))
 

@@ -77,9 +77,9 @@ def namespace_exists(name: str) -> bool:
 class ProcessRecord:
     """A process the laboratory started, identified beyond its PID.
 
-    start_time is field 22 of /proc/PID/stat (clock ticks after boot). A PID
-    can be reused once its process is gone; the pair cannot, so a record left
-    behind by a crash never leads to signalling a stranger.
+    start_time is field 22 of /proc/PID/stat (clock ticks after boot). The
+    kernel can reuse a PID once its process is gone, but not the pair, so a
+    record left behind by a crash never leads to signalling another process.
     """
 
     pid: int

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capport.config import load_config
 from capport.lab import system
 from capport.lab.system import LabError, ProcessRecord
 
@@ -56,6 +57,14 @@ ORIGIN_HOST = "origin.lab"
 PORTAL_HOST = "portal.lab"
 ORIGIN_URL = f"http://{ORIGIN_HOST}/"
 PORTAL_URL = f"http://{GATEWAY_LAN_ADDRESS}/"
+
+# The interfaces up() creates, by role; recorded in state.json for people.
+LINKS = {
+    "gw": ["lo", LAN_INTERFACE, "lan-c1", "lan-c2", WAN_INTERFACE],
+    "c1": ["lo", "eth0"],
+    "c2": ["lo", "eth0"],
+    "up": ["lo", "eth0"],
+}
 
 # Namespace names become file names in /run/netns; lower case, digits and
 # hyphens keep them safe in shell commands and unambiguous to match.
@@ -126,17 +135,23 @@ class Lab:
         """Run argv to completion in role's namespace, capturing text output.
 
         With check, a non-zero exit status raises LabError with the output.
+        Running longer than timeout seconds raises LabError as well.
         """
         command = self.exec_argv(role, argv)
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            input=input,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                input=input,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise LabError(
+                f"`{' '.join(command)}` timed out after {timeout:.0f} s"
+            ) from None
         if check and result.returncode != 0:
             raise LabError(
                 f"`{' '.join(command)}` failed with exit status "
@@ -171,7 +186,7 @@ class Lab:
         """Start `capport run` in the gateway namespace and wait for its portal.
 
         Raises LabError with the end of the gateway's log when the process
-        exits or the portal does not answer a client within timeout seconds.
+        exits or the portal does not respond to a client within timeout seconds.
         """
         if self.gateway_running():
             pid = self.processes["gateway"].pid
@@ -180,7 +195,9 @@ class Lab:
         self.processes["gateway"] = record
         self.save()
         log.info("Started the gateway of %s as PID %d.", self.prefix, record.pid)
-        self.wait_for_http("c1", PORTAL_URL, "gateway", timeout)
+        portal = load_config(self.config_path).portal
+        url = f"http://{portal.address}:{portal.port}/"
+        self.wait_for_http("c1", url, "gateway", timeout)
 
     def stop_gateway(
         self, sig: int = signal.SIGTERM, timeout: float = 10.0
@@ -220,6 +237,7 @@ class Lab:
             "macs": self.macs,
             "state_dir": str(self.state_dir),
             "hosts_dirs": [str(hosts_dir(self, role)) for role in CLIENT_ROLES],
+            "links": {self.namespace(role): LINKS[role] for role in ROLES},
             "config": str(self.config_path),
             "control_socket": str(self.control_socket),
             "store": str(self.store_path),
@@ -265,7 +283,7 @@ class Lab:
                 status = system.exit_status(record.pid)
                 raise LabError(
                     f"the {process_name} (PID {record.pid}) exited with status "
-                    f"{status} before {url} answered.\n{_tail(log_path)}"
+                    f"{status} before {url} responded.\n{_tail(log_path)}"
                 )
             probe = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"]
             result = self.run(role, [*probe, "--max-time", "1", url], timeout=5)
@@ -273,7 +291,7 @@ class Lab:
                 return
             time.sleep(0.1)
         raise LabError(
-            f"{url} did not answer from {self.namespace(role)} within "
+            f"{url} did not respond from {self.namespace(role)} within "
             f"{timeout:.0f} s of starting the {process_name}.\n{_tail(log_path)}"
         )
 
