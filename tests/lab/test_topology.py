@@ -280,11 +280,17 @@ def test_down_cleans_partial_build(new_prefix: Callable[[str], str]) -> None:
 
 CRASHING_BUILDER = textwrap.dedent(
     """
-    import os, signal, subprocess, sys
+    import os, signal, subprocess, sys, time
     from capport.lab import up
     lab = up(sys.argv[1], start_gateway=False)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     stray = lab.popen("gw", ["sleep", "300"], **quiet)
+    # ip netns exec enters the namespace a moment after the fork.
+    identify = ["ip", "netns", "identify", str(stray.pid)]
+    while subprocess.run(identify, capture_output=True, text=True).stdout.strip() != (
+        sys.argv[1] + "-gw"
+    ):
+        time.sleep(0.01)
     print(stray.pid, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
     """
