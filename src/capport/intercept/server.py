@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from capport.config import ResponderSection
 from capport.intercept.connection import LINGER_SECONDS, InterceptConnection
+from capport.intercept.destination import socket_address_ip
 from capport.intercept.responses import ResponseBuilder
 from capport.models import IPAddress
 from capport.tokens import TokenSigner
@@ -25,6 +27,16 @@ log = logging.getLogger("capport.intercept")
 # Repeated warnings (connection limits, internal errors) are logged at most
 # once per this many seconds, with the number left out since the last one.
 LOG_INTERVAL_SECONDS = 60.0
+
+# Complete responses are cached for the current wall-clock second, because
+# each carries a Date and a portal token stamped with the second it was built
+# in. Only responses up to MAX_CACHED_RESPONSE_BYTES are kept, which bounds
+# the cache's memory whatever URLs devices send.
+MAX_CACHED_RESPONSES = 1024
+MAX_CACHED_RESPONSE_BYTES = 4096
+
+# Parsed client addresses are kept for reuse up to this many entries.
+MAX_CACHED_CLIENT_IPS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +110,15 @@ class Responder:
         self.settings = settings
         self.limits = Limits.from_settings(settings)
         self.builder = ResponseBuilder(portal_url, signer)
+        self.response_cache: dict[Hashable, bytes] = {}
+        self._client_ips: dict[str, IPAddress] = {}
         self.is_authorised = is_authorised
         self.stats = ResponderStats()
         self._connections: set[InterceptConnection] = set()
         self._per_client: dict[IPAddress, int] = {}
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._cache_timer: asyncio.TimerHandle | None = None
         self._limit_warning = _RepeatedWarning()
         self._error_warning = _RepeatedWarning()
 
@@ -129,6 +144,7 @@ class Responder:
             backlog=min(self.settings.max_connections, 4096),
         )
         self._sweeper = asyncio.create_task(self._sweep(), name="capport.intercept")
+        self._clear_cache()
         log.info(
             "Intercepting responder listening on %s.",
             ", ".join(f"{h}:{p}" for h, p in self.addresses),
@@ -141,11 +157,15 @@ class Responder:
         self._server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._cache_timer is not None:
+            self._cache_timer.cancel()
         for connection in list(self._connections):
             connection.abort()
         await self._server.wait_closed()
         self._server = None
         self._sweeper = None
+        self._cache_timer = None
+        self.response_cache.clear()
         log.info(
             "Intercepting responder stopped after %d requests (%d answered 511).",
             self.stats.requests,
@@ -153,6 +173,26 @@ class Responder:
         )
 
     # Called by the connections
+
+    def client_ip(self, peername: tuple[str, int] | Any) -> IPAddress:
+        """Return the IP address of a peer, parsed once per address."""
+        ip = self._client_ips.get(peername[0])
+        if ip is None:
+            if len(self._client_ips) >= MAX_CACHED_CLIENT_IPS:
+                self._client_ips.clear()
+            ip = socket_address_ip(peername)
+            self._client_ips[peername[0]] = ip
+        return ip
+
+    def cache_response(self, key: Hashable, response: bytes) -> None:
+        """Keep response for reuse by requests with the same key this second."""
+        if len(response) > MAX_CACHED_RESPONSE_BYTES:
+            return
+        cache = self.response_cache
+        if len(cache) >= MAX_CACHED_RESPONSES:
+            # Dicts keep insertion order, so this evicts the oldest entry.
+            del cache[next(iter(cache))]
+        cache[key] = response
 
     def admit(self, connection: InterceptConnection) -> bool:
         """Register connection if the total and per-client limits allow it."""
@@ -210,6 +250,14 @@ class Responder:
                 reason,
                 skipped,
             )
+
+    def _clear_cache(self) -> None:
+        self.response_cache.clear()
+        # Run again just after the next second begins; the 1 ms margin keeps
+        # an early timer from clearing twice within the old second.
+        delay = 1.001 - time.time() % 1.0
+        loop = asyncio.get_running_loop()
+        self._cache_timer = loop.call_later(delay, self._clear_cache)
 
     async def _sweep(self) -> None:
         limits = self.limits
