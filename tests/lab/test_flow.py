@@ -146,7 +146,7 @@ def test_online_requires_marker() -> None:
 
 
 class RecordedPortal:
-    """Answers the flow's four requests as a working gateway would."""
+    """Returns what a working gateway sends for each of the flow's requests."""
 
     def __init__(self, accept_status: int = 303) -> None:
         self.accept_status = accept_status
