@@ -7,6 +7,7 @@ enough. Only absolute http and https URLs are ever signed or returned.
 
 from __future__ import annotations
 
+import math
 import re
 from ipaddress import IPv6Address
 from urllib.parse import SplitResult, urlsplit
@@ -68,7 +69,7 @@ class TokenSigner:
         if not token:
             raise TokenError("the portal token is empty")
         try:
-            url = self._serializer.loads(token, max_age=self._lifetime)
+            url = self._serializer.loads(token, max_age=math.ceil(self._lifetime))
         except SignatureExpired:
             raise TokenError("the portal token has expired") from None
         except BadData:
