@@ -1,0 +1,237 @@
+"""The Enforcer that drives the kernel's nftables through libnftables.
+
+Every change is one JSON transaction through one libnftables context
+(`json_cmd` of the pip-nftables module, over ctypes), so the kernel applies
+it whole or not at all and no `nft` process is started per change. The
+context binds its netlink socket when it is created, so the enforcer works
+in the network namespace of the thread that created it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import nftables
+
+from capport.config import Config
+from capport.enforce import ruleset
+from capport.enforce.base import Grant
+from capport.enforce.conntrack import ConnectionTracker
+from capport.enforce.ruleset import ElementState, RulesetSpec
+from capport.errors import EnforcementError
+from capport.models import Device
+
+log = logging.getLogger("capport.enforce")
+
+LIBRARY = "libnftables.so.1"
+
+# libnftables prefixes each error with its input location, which for JSON
+# input is always "internal:0:0-0".
+_LOCATION = re.compile(r"^internal:\d+:\d+-\d+:\s*")
+_MAX_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Packets and bytes the forward chain accepted from one device."""
+
+    packets: int
+    bytes: int
+
+
+class NftablesEnforcer:
+    """Keeps the gateway's table and its sets of authorised devices."""
+
+    def __init__(self, spec: RulesetSpec) -> None:
+        self.spec = spec
+        self._nft = _open_context()
+        self._lock = threading.Lock()
+        self._conntrack = ConnectionTracker()
+
+    @classmethod
+    def from_config(cls, config: Config) -> NftablesEnforcer:
+        return cls(RulesetSpec.from_config(config))
+
+    @property
+    def _table(self) -> str:
+        return f"table inet {self.spec.table}"
+
+    # The Enforcer interface
+
+    def install(self, grants: list[Grant]) -> None:
+        """Replace the table in one transaction, authorising exactly grants."""
+        self.apply(
+            ruleset.install_document(self.spec, grants),
+            f"installing {self._table} with {len(grants)} authorised devices",
+        )
+        log.info(
+            "Installed %s on %s with %d authorised devices.",
+            self._table,
+            self.spec.lan_interface,
+            len(grants),
+        )
+
+    def grant(self, grants: list[Grant]) -> None:
+        """Authorise devices, replacing the timeout of any already present.
+
+        A device already present starts its counters again from zero.
+        """
+        if not grants:
+            return
+        self.apply(
+            ruleset.grant_document(self.spec.table, grants),
+            f"authorising {_describe([g.device for g in grants])} in {self._table}",
+        )
+
+    def revoke(self, devices: list[Device]) -> None:
+        """Remove devices from the sets, then delete their conntrack entries.
+
+        The set change is applied first, so no new connection of a device
+        can start between the two steps. A failure to delete conntrack
+        entries is logged and not raised, because the set change has been
+        applied and cannot be undone. The device's open connections then
+        continue until they end by themselves.
+        """
+        if not devices:
+            return
+        self.apply(
+            ruleset.revoke_document(self.spec.table, devices),
+            f"revoking {_describe(devices)} in {self._table}",
+        )
+        try:
+            deleted = self._conntrack.delete_entries(d.ip for d in devices)
+        except EnforcementError as error:
+            log.error(
+                "Revoked %s, but their open connections may continue: %s",
+                _describe(devices),
+                error,
+            )
+            return
+        log.debug("Deleted %d conntrack entries of %s.", deleted, _describe(devices))
+
+    def authorised(self) -> dict[Device, float]:
+        """Return the authorised devices with their remaining whole seconds."""
+        return {device: state.remaining for device, state in self.elements().items()}
+
+    def uninstall(self) -> None:
+        """Delete the table; succeed when it does not exist."""
+        self.apply(
+            ruleset.uninstall_document(self.spec.table), f"deleting {self._table}"
+        )
+        log.info("Deleted %s.", self._table)
+
+    # Reading the kernel's state
+
+    def counters(self) -> dict[Device, Counters]:
+        """Return the packets and bytes each authorised device has sent."""
+        return {
+            device: Counters(state.packets, state.bytes)
+            for device, state in self.elements().items()
+        }
+
+    def elements(self) -> dict[Device, ElementState]:
+        """Return every element of both sets, from one listing of the table.
+
+        libnftables 1.0.6 fails on the second of two `list set` commands in
+        one input with "No such file or directory". So the whole table is
+        listed, and its few rules add little to the elements.
+        """
+        output = self.apply(
+            ruleset.list_table_document(self.spec.table),
+            f"listing the authorised devices of {self._table}",
+        )
+        try:
+            return ruleset.parse_set_elements(output)
+        except ValueError as error:
+            raise EnforcementError(
+                f"listing the authorised devices of {self._table} failed: {error}"
+            ) from error
+
+    def exists(self) -> bool:
+        """Tell whether the table is in the kernel."""
+        output = self.apply(ruleset.list_tables_document(), "listing the inet tables")
+        return ruleset.has_table(output, self.spec.table)
+
+    # Running documents
+
+    def apply(self, document: ruleset.Document, action: str) -> Any:
+        """Run one JSON document as one transaction and return its output.
+
+        action names what is being done, for the error message.
+        """
+        with self._lock:
+            return _run(self._nft, document, action)
+
+    def close(self) -> None:
+        self._conntrack.close()
+
+
+def check_ruleset(spec: RulesetSpec) -> None:
+    """Have the kernel check the ruleset for spec without applying it.
+
+    Raises EnforcementError when libnftables is missing, the process lacks
+    CAP_NET_ADMIN or the kernel rejects a rule.
+    """
+    nft = _open_context()
+    _set_dry_run(nft, True)
+    _run(nft, ruleset.install_document(spec, []), f"checking table inet {spec.table}")
+
+
+def _open_context() -> nftables.Nftables:
+    try:
+        nft = nftables.Nftables(sofile=LIBRARY)
+    except OSError as error:
+        raise EnforcementError(
+            f"cannot load {LIBRARY}: {error}; install Debian's libnftables1"
+        ) from error
+    nft.set_json_output(True)
+    return nft
+
+
+def _set_dry_run(nft: nftables.Nftables, enabled: bool) -> None:
+    # pip-nftables 1.0.2 has no dry-run switch, so set it on its context
+    # directly. In a dry run the kernel still checks every command (it
+    # rejects a nat chain on the forward hook, for one), and nothing is
+    # applied.
+    library = ctypes.CDLL(LIBRARY)
+    library.nft_ctx_set_dry_run.argtypes = [ctypes.c_void_p, ctypes.c_bool]
+    library.nft_ctx_set_dry_run.restype = None
+    library.nft_ctx_set_dry_run(nft._Nftables__ctx, enabled)
+
+
+def _run(nft: nftables.Nftables, document: ruleset.Document, action: str) -> Any:
+    try:
+        status, output, error = nft.json_cmd(document)
+    except ValueError as parse_error:
+        raise EnforcementError(
+            f"{action} failed: libnftables returned invalid JSON: {parse_error}"
+        ) from parse_error
+    if status != 0:
+        raise EnforcementError(f"{action} failed: {_error_text(error)}")
+    return output
+
+
+def _error_text(stderr: str) -> str:
+    """Keep libnftables' messages, without the echo of the JSON input."""
+    messages = []
+    for line in stderr.splitlines():
+        line = _LOCATION.sub("", line.strip())
+        if not line or line.startswith(("{", "[")) or set(line) <= {"^", "~", " "}:
+            continue
+        messages.append(line.removeprefix("Error: "))
+    # One failing command per element repeats the same message.
+    text = "; ".join(dict.fromkeys(messages)) or "no error message"
+    if len(text) > _MAX_ERROR_CHARS:
+        text = text[:_MAX_ERROR_CHARS] + "..."
+    return text
+
+
+def _describe(devices: list[Device]) -> str:
+    if len(devices) <= 3:
+        return ", ".join(str(device) for device in devices)
+    return f"{len(devices)} devices"

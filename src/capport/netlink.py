@@ -1,0 +1,158 @@
+"""The kernel's neighbour table and interfaces, read over rtnetlink with pyroute2.
+
+Also the start-up check of the host: does the LAN interface exist, does it
+carry the portal address, and can nftables load the ruleset. The check only
+reads and changes nothing on the host.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from capport.config import Config
+from capport.errors import ConfigError, EnforcementError
+from capport.models import IPAddress
+
+log = logging.getLogger("capport.netlink")
+
+T = TypeVar("T")
+
+# Neighbour states from include/uapi/linux/neighbour.h. An INCOMPLETE entry
+# is still being resolved and a FAILED one received no reply, so neither
+# contains a usable MAC address.
+NUD_INCOMPLETE = 0x01
+NUD_FAILED = 0x20
+
+
+class NetlinkThread:
+    """One worker thread that runs pyroute2 calls.
+
+    pyroute2 0.9's synchronous API drives an asyncio loop of its own, and
+    fails with RuntimeError in a thread whose loop is already running, as
+    the daemon's is. The thread is started here, so it belongs to the
+    network namespace of the thread that created this object.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._executor.submit(lambda: None).result()
+
+    def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run function(*args) in the worker thread and return its result."""
+        return self._executor.submit(function, *args).result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class NetlinkNeighbours:
+    """A NeighbourTable that requests one entry from the kernel per lookup."""
+
+    def __init__(self, interface: str) -> None:
+        self._interface = interface
+        self._thread = NetlinkThread("capport-neighbours")
+        self._ipr: IPRoute = self._thread.call(IPRoute)
+        self._index = self._thread.call(_interface_index, self._ipr, interface)
+
+    def lookup(self, ip: IPAddress) -> str | None:
+        """Return the lower-case MAC of ip in the LAN's neighbour table, or None.
+
+        A request for one address (RTM_GETNEIGH without NLM_F_DUMP) costs the
+        same however large the table is, whereas a dump grows with it.
+        """
+        try:
+            return self._thread.call(self._get, ip)
+        except NetlinkError as error:
+            if error.code != errno.ENOENT:
+                log.warning(
+                    "Looking up %s in the neighbour table of %s failed: %s",
+                    ip,
+                    self._interface,
+                    error,
+                )
+            return None
+
+    def _get(self, ip: IPAddress) -> str | None:
+        family = socket.AF_INET6 if isinstance(ip, IPv6Address) else socket.AF_INET
+        replies = self._ipr.neigh(
+            "get", dst=str(ip), ifindex=self._index, family=family
+        )
+        for reply in replies:
+            if reply["state"] & (NUD_INCOMPLETE | NUD_FAILED):
+                continue
+            mac = reply.get_attr("NDA_LLADDR")
+            if mac:
+                return str(mac).lower()
+        return None
+
+    def close(self) -> None:
+        self._thread.call(self._ipr.close)
+        self._thread.close()
+
+
+def check_host(config: Config) -> None:
+    """Raise ConfigError unless the host can run the gateway as configured.
+
+    The LAN interface must exist and carry portal.address, and the kernel
+    must accept the ruleset in a dry run (this needs CAP_NET_ADMIN).
+    """
+    thread = NetlinkThread("capport-check")
+    try:
+        thread.call(_check_interface, config)
+    finally:
+        thread.close()
+    _check_nftables(config)
+
+
+def _check_interface(config: Config) -> None:
+    interface = config.gateway.interface
+    with IPRoute() as ipr:
+        index = _interface_index(ipr, interface)
+        assigned = [
+            IPv4Address(
+                message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")
+            )
+            for message in ipr.get_addr(index=index, family=socket.AF_INET)
+        ]
+    if config.portal.address not in assigned:
+        present = ", ".join(str(address) for address in assigned) or "none"
+        raise ConfigError(
+            f"portal.address: {config.portal.address} is not assigned to "
+            f"{interface} (its IPv4 addresses: {present}); assign it with "
+            f"`ip address add {config.portal.address}/<prefix length> dev {interface}` "
+            "or correct the key"
+        )
+
+
+def _interface_index(ipr: IPRoute, interface: str) -> int:
+    indices = ipr.link_lookup(ifname=interface)
+    if not indices:
+        raise ConfigError(
+            f"gateway.interface: no interface named {interface!r} on this "
+            "host; `ip link` lists them"
+        )
+    return int(indices[0])
+
+
+def _check_nftables(config: Config) -> None:
+    # Imported here because the enforcer's conntrack part imports this
+    # module for NetlinkThread.
+    from capport.enforce.nftables import check_ruleset
+    from capport.enforce.ruleset import RulesetSpec
+
+    try:
+        check_ruleset(RulesetSpec.from_config(config))
+    except EnforcementError as error:
+        raise ConfigError(
+            f"nftables cannot load the gateway's ruleset: {error}. Run as root "
+            "(or with CAP_NET_ADMIN) on a kernel with nf_tables"
+        ) from error
