@@ -304,6 +304,9 @@ def forward_rules(spec: RulesetSpec) -> list[list[dict[str, Any]]]:
     deleted on revocation receives nothing more from outside.
     """
     lan = spec.lan_interface
+    # NOTE: element counters count only packets from a device. Packets to it
+    # cannot be matched by MAC here, because their outgoing Ethernet header
+    # is built after the forward hook.
     return [
         [_iifname(lan), _match(_device_key("ip"), f"@{ALLOWED4}"), _accept()],
         [_iifname(lan), _match(_device_key("ip6"), f"@{ALLOWED6}"), _accept()],
