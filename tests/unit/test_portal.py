@@ -143,8 +143,11 @@ def test_splash_carries_valid_return_token(portal: Portal) -> None:
     assert "example.com" in html
 
 
-def test_splash_with_invalid_token_drops_it(portal: Portal) -> None:
-    html = portal.client.get("/", params={"t": "garbage"}).text
+@pytest.mark.parametrize("token", ["", "garbage"], ids=["empty", "garbage"])
+def test_splash_with_invalid_token_is_400(portal: Portal, token: str) -> None:
+    response = portal.client.get("/", params={"t": token})
+    html = response.text
+    assert response.status_code == 400
     assert 'name="t"' not in html
     assert 'class="notice"' in html
     assert csrf_token_in(html)
@@ -154,9 +157,17 @@ def test_splash_with_expired_token_drops_it(
     portal: Portal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = expired_token(portal.signer, monkeypatch)
-    html = portal.client.get("/", params={"t": token}).text
+    response = portal.client.get("/", params={"t": token})
+    html = response.text
+    assert response.status_code == 400
     assert 'name="t"' not in html
     assert 'class="notice"' in html
+
+
+def test_splash_without_token_is_200(portal: Portal) -> None:
+    response = portal.client.get("/")
+    assert response.status_code == 200
+    assert 'class="notice"' not in response.text
 
 
 def test_splash_when_signed_in_shows_status(portal: Portal) -> None:
@@ -200,25 +211,37 @@ def test_accept_without_token_redirects_to_status(portal: Portal) -> None:
     ["", "garbage", "a.b.c", "\u00e9\u0000<>", "x" * 20000],
     ids=["empty", "garbage", "dotted", "odd-characters", "too-long"],
 )
-def test_accept_with_bad_token_goes_to_status(portal: Portal, token: str) -> None:
+def test_accept_with_bad_token_is_400(portal: Portal, token: str) -> None:
     response = portal.accept(t=token)
-    assert response.status_code == 303
-    assert response.headers["location"] == "/status"
-    assert DEVICE in portal.enforcer.authorised()
+    assert response.status_code == 400
+    assert "nothing was granted" in response.text
+    assert 'action="/accept"' in response.text
+    assert 'name="t"' not in response.text
+    assert portal.enforcer.authorised() == {}
+    assert portal.active_sessions() == []
 
 
-def test_accept_with_expired_token_goes_to_status(
+def test_accept_with_expired_token_is_400(
     portal: Portal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     response = portal.accept(t=expired_token(portal.signer, monkeypatch))
-    assert response.status_code == 303
-    assert response.headers["location"] == "/status"
+    assert response.status_code == 400
+    assert portal.enforcer.authorised() == {}
 
 
-def test_accept_with_forged_token_goes_to_status(portal: Portal) -> None:
+def test_accept_with_forged_token_is_400(portal: Portal) -> None:
     forged = TokenSigner(b"another-key-0123456789", 900.0).sign(CAPTURED_URL)
     response = portal.accept(t=forged)
+    assert response.status_code == 400
+    assert portal.enforcer.authorised() == {}
+
+
+def test_accept_after_bad_token_grants(portal: Portal) -> None:
+    portal.accept(t="garbage")
+    response = portal.accept()
+    assert response.status_code == 303
     assert response.headers["location"] == "/status"
+    assert DEVICE in portal.enforcer.authorised()
 
 
 def test_accept_twice_keeps_one_session(portal: Portal) -> None:

@@ -78,14 +78,8 @@ class PortalViews:
             return self._status_page(device, session, return_url)
         if self._gateway.mac_conflict(device) is not None:
             return self._conflict_page()
-        return self._pages.render(
-            "splash.html",
-            terms=self._terms,
-            csrf_token=self._csrf.issue(str(device.ip)),
-            return_token=token if return_url else "",
-            return_host=_host_of(return_url),
-            token_rejected=bool(token) and return_url is None,
-        )
+        rejected = "t" in request.query_params and return_url is None
+        return self._splash_page(device, token, return_url, rejected)
 
     async def accept(self, request: Request) -> Response:
         """Grant access to the requesting device and send it back where it was.
@@ -98,12 +92,16 @@ class PortalViews:
         device = self._gateway.identify(address)
         if self._gateway.mac_conflict(device) is not None:
             return self._conflict_page()
+        return_url = self._return_url(form.get("t", ""), address)
+        if "t" in form and return_url is None:
+            # An empty, forged or expired return token grants nothing: the
+            # person gets a fresh form without it and a 400 that says why.
+            return self._splash_page(device, "", None, rejected=True)
         # A second Accept, from a double click or a reloaded form, keeps the
         # running session instead of starting a new one.
         if self._gateway.session_for(device) is None:
             await self._gateway.grant(device, GRANT_METHOD)
-        target = self._return_url(form.get("t", ""), address) or "/status"
-        return RedirectResponse(target, status_code=303)
+        return RedirectResponse(return_url or "/status", status_code=303)
 
     async def status(self, request: Request) -> Response:
         """Show the device's session, or a link to the splash page."""
@@ -145,6 +143,19 @@ class PortalViews:
             return_url=return_url,
             return_host=_host_of(return_url),
             csrf_token=self._csrf.issue(str(device.ip)),
+        )
+
+    def _splash_page(
+        self, device: Device, token: str, return_url: str | None, rejected: bool
+    ) -> Response:
+        return self._pages.render(
+            "splash.html",
+            status_code=400 if rejected else 200,
+            terms=self._terms,
+            csrf_token=self._csrf.issue(str(device.ip)),
+            return_token=token if return_url else "",
+            return_host=_host_of(return_url),
+            token_rejected=rejected,
         )
 
     def _conflict_page(self) -> Response:
