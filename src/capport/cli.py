@@ -66,7 +66,7 @@ def run(config_path: Path, check: bool) -> None:
             click.echo(f"{config_path}: configuration and host are valid.")
             return
         configure_logging(config.log.level)
-        run_daemon(config)
+        run_daemon(config, config_path)
     except CapportError as error:
         raise click.ClickException(str(error)) from None
 

@@ -13,18 +13,22 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
-from capport.config import Config
+from capport.config import Config, load_config
 from capport.control import bind_control_socket, create_control_app
 from capport.enforce.nftables import NftablesEnforcer
+from capport.errors import CapportError
 from capport.gateway import Gateway
 from capport.intercept.server import Responder
+from capport.logs import configure_logging
 from capport.netlink import NetlinkNeighbours, check_host
 from capport.portal.app import create_portal_app
+from capport.reload import merged, restart_keys
 from capport.store import open_store
 from capport.tokens import TokenSigner
 
@@ -63,13 +67,13 @@ def _portal_socket(config: Config) -> socket.socket:
     return sock
 
 
-def run(config: Config) -> None:
-    """Run the gateway until SIGTERM or SIGINT."""
+def run(config: Config, config_path: Path | None = None) -> None:
+    """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads config_path."""
     check_host(config)
-    uvloop.run(serve(config))
+    uvloop.run(serve(config, config_path))
 
 
-async def serve(config: Config) -> None:
+async def serve(config: Config, config_path: Path | None = None) -> None:
     """Start every part of the gateway, wait for a stop signal, stop them."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -107,6 +111,9 @@ async def serve(config: Config) -> None:
             for server, sock in sockets.items()
         ]
         expiry = asyncio.create_task(gateway.run_expiry())
+        if config_path is not None:
+            reloader = _Reloader(config, config_path, gateway, signer)
+            loop.add_signal_handler(signal.SIGHUP, reloader.schedule)
         log.info(
             "Gateway running on %s: portal %s, responder port %d, %d sessions.",
             config.gateway.interface,
@@ -133,3 +140,46 @@ async def _wait(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
         if task is not stopper and task.exception() is not None:
             log.error("A gateway task failed: %r", task.exception())
             raise task.exception()  # type: ignore[misc]
+
+
+class _Reloader:
+    """Applies the live keys of the configuration file on SIGHUP.
+
+    An invalid file changes nothing; keys that need a restart are named in
+    a warning and keep their running values.
+    """
+
+    def __init__(
+        self, config: Config, path: Path, gateway: Gateway, signer: TokenSigner
+    ) -> None:
+        self._config = config
+        self._path = path
+        self._gateway = gateway
+        self._signer = signer
+        self._running: asyncio.Task[None] | None = None
+
+    def schedule(self) -> None:
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._reload())
+
+    async def _reload(self) -> None:
+        log.info("Reloading the configuration from %s.", self._path)
+        try:
+            new = load_config(self._path)
+            applied = merged(self._config, new)
+            enforcer = NftablesEnforcer.from_config(applied)
+            self._gateway.configure(applied.session.duration, enforcer)
+            await self._gateway.start()
+        except CapportError as error:
+            log.error("Reload failed; the running configuration is kept: %s", error)
+            return
+        self._signer.lifetime = applied.session.token_lifetime
+        configure_logging(applied.log.level)
+        pending = restart_keys(self._config, new)
+        if pending:
+            log.warning(
+                "Reloaded, but these keys only change on restart: %s.",
+                ", ".join(pending),
+            )
+        self._config = applied
+        log.info("Configuration reloaded.")

@@ -105,6 +105,17 @@ class Gateway:
 
     # Changing state
 
+    def configure(
+        self, session_duration: float, enforcer: Enforcer | None = None
+    ) -> None:
+        """Set the duration of new sessions and, optionally, a new firewall.
+
+        A new enforcer takes effect at the next reconcile.
+        """
+        self._duration = session_duration
+        if enforcer is not None:
+            self._enforcer = enforcer
+
     async def start(self) -> None:
         """Reconcile the kernel set with the store in one transaction."""
         async with self._lock:
@@ -118,6 +129,8 @@ class Gateway:
                     live.append(session)
             grants = [Grant(s.device, s.remaining(now)) for s in live]
             self._enforcer.install(grants)
+            self._by_ip.clear()
+            self._deadlines.clear()
             for session in live:
                 self._index(session, session.remaining(now))
         log.info(

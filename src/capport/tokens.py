@@ -57,7 +57,7 @@ class TokenSigner:
 
     def __init__(self, secret: bytes, lifetime: float) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="capport.return-url")
-        self._lifetime = lifetime
+        self.lifetime = lifetime
 
     def sign(self, url: str) -> str:
         if not is_safe_return_url(url):
@@ -69,7 +69,7 @@ class TokenSigner:
         if not token:
             raise TokenError("the portal token is empty")
         try:
-            url = self._serializer.loads(token, max_age=math.ceil(self._lifetime))
+            url = self._serializer.loads(token, max_age=math.ceil(self.lifetime))
         except SignatureExpired:
             raise TokenError("the portal token has expired") from None
         except BadData:

@@ -1,0 +1,49 @@
+"""What a configuration reload (SIGHUP) can apply to a running gateway.
+
+Listeners, the store and the portal's pages are built once at start, so a
+change to their keys needs a restart. Everything else is applied in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from capport.config import Config
+
+# Keys whose new value takes effect on reload, by section.
+LIVE_KEYS = {
+    "session": {"duration", "token_lifetime"},
+    "firewall": {"allow_tcp_ports", "allow_udp_ports"},
+    "log": {"level"},
+}
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """Return the dotted keys whose values differ between old and new."""
+    changed = []
+    old_values = old.model_dump()
+    new_values = new.model_dump()
+    for section, values in new_values.items():
+        for key, value in values.items():
+            if old_values[section].get(key) != value:
+                changed.append(f"{section}.{key}")
+    return changed
+
+
+def restart_keys(old: Config, new: Config) -> list[str]:
+    """Return the changed keys that only a restart applies."""
+    return [key for key in changed_keys(old, new) if not _is_live(key)]
+
+
+def _is_live(dotted: str) -> bool:
+    section, _, key = dotted.partition(".")
+    return key in LIVE_KEYS.get(section, set())
+
+
+def merged(old: Config, new: Config) -> Config:
+    """Return old with the live keys of new applied."""
+    update: dict[str, Any] = {}
+    for section, keys in LIVE_KEYS.items():
+        values = {key: getattr(getattr(new, section), key) for key in keys}
+        update[section] = getattr(old, section).model_copy(update=values)
+    return old.model_copy(update=update)
