@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pytest
@@ -428,24 +428,41 @@ def test_revoke_stops_udp_stream_to_device(
             streaming.join()
 
 
+def tracked_connections(lab: NamespaceLab, source: str, port: int) -> list[str]:
+    """Return the gateway's conntrack entries from source to port."""
+    family = "ipv6" if ":" in source else "ipv4"
+    # The listing is filtered here rather than with `conntrack -s`, because
+    # Linux 6.18 inverts the kernel's IPv6 address filter.
+    output = lab.gateway.run(["conntrack", "-L", "-f", family])
+    return [
+        line
+        for line in output.splitlines()
+        if f"src={source} " in line and f"dport={port} " in line
+    ]
+
+
+@pytest.mark.parametrize(
+    ("device", "host"),
+    [(CLIENT, NamespaceLab.upstream_ip), (CLIENT6, NamespaceLab.upstream_ip6)],
+    ids=["ipv4", "ipv6"],
+)
 def test_revoke_deletes_conntrack_entries(
-    namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
+    namespace_lab: NamespaceLab, enforcer: NftablesEnforcer, device: Device, host: str
 ) -> None:
     lab = namespace_lab
-    enforcer.grant([Grant(CLIENT, 60)])
-
-    def entries() -> str:
-        return lab.gateway.run(["conntrack", "-L", "-s", lab.client_ip])
+    lab.wait_for_ipv6()
+    enforcer.grant([Grant(device, 60)])
+    listen = "::" if ":" in host else "0.0.0.0"
 
     with (
-        serve(lab.upstream, "0.0.0.0", 443, discard),
-        lab.connect(443) as connection,
+        serve(lab.upstream, listen, 443, discard),
+        lab.connect(443, host=host) as connection,
     ):
         connection.sendall(b"x")
-        assert "dport=443" in entries()
-        enforcer.revoke([CLIENT])
+        assert len(tracked_connections(lab, str(device.ip), 443)) == 1
+        enforcer.revoke([device])
 
-        assert "dport=443" not in entries()
+        assert tracked_connections(lab, str(device.ip), 443) == []
 
 
 # The neighbour table
@@ -481,6 +498,15 @@ def test_neighbours_find_client_mac(
     assert wait_until(lambda: "lladdr" in neighbour_entry(lab, lab.client_ip), 2)
 
     assert neighbours.lookup(IPv4Address(lab.client_ip)) == lab.client_mac
+
+
+def test_neighbours_find_ipv6_client_mac(
+    namespace_lab: NamespaceLab, neighbours: NetlinkNeighbours
+) -> None:
+    lab = namespace_lab
+    lab.wait_for_ipv6()
+
+    assert neighbours.lookup(IPv6Address(lab.client_ip6)) == lab.client_mac
 
 
 def test_neighbours_return_none_without_entry(neighbours: NetlinkNeighbours) -> None:

@@ -14,7 +14,7 @@ import errno
 import logging
 import socket
 from collections.abc import Iterable
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, ip_address
 
 from pyroute2 import Conntrack
 from pyroute2.netlink.exceptions import NetlinkError
@@ -60,15 +60,28 @@ def _delete_from_source(address: IPAddress) -> int:
     # source as well (the gateway does no SNAT towards the LAN). The forward
     # chain drops new connections towards the LAN, so no connection has the
     # device only as its destination.
-    family = socket.AF_INET6 if isinstance(address, IPv6Address) else socket.AF_INET
-    source = NFCTAttrTuple(family=family, saddr=str(address))
+    if isinstance(address, IPv6Address):
+        return _delete_ipv6_from_source(address)
     deleted = 0
-    with Conntrack(nfgen_family=family) as conntrack:
+    source = NFCTAttrTuple(family=socket.AF_INET, saddr=str(address))
+    with Conntrack(nfgen_family=socket.AF_INET) as conntrack:
         # Recent kernels apply the filter to the dump themselves. pyroute2
         # checks each entry against it again, so on older kernels the result
         # is the same and only the dump is longer.
         for entry in list(conntrack.dump_entries(tuple_orig=source)):
             deleted += _delete_entry(conntrack, entry)
+    return deleted
+
+
+def _delete_ipv6_from_source(address: IPv6Address) -> int:
+    # Linux 6.18 inverts ctnetlink's IPv6 address filter: a dump filtered on
+    # one source returns every entry from other sources. So all IPv6 entries
+    # are dumped and matched here.
+    deleted = 0
+    with Conntrack(nfgen_family=socket.AF_INET6) as conntrack:
+        for entry in list(conntrack.dump_entries()):
+            if ip_address(entry.tuple_orig.saddr) == address:
+                deleted += _delete_entry(conntrack, entry)
     return deleted
 
 
