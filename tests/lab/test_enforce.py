@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -551,6 +552,35 @@ def test_check_host_accepts_gateway_and_changes_nothing(
 
     items = ruleset(namespace_lab)
     assert [list(item) for item in items] == [["metainfo"]]
+
+
+UNPRIVILEGED_CHECK = """
+from capport.config import parse_config
+from capport.errors import ConfigError
+from capport.netlink import check_host
+
+config = {"gateway": {"interface": "lan0"}, "portal": {"address": "192.0.2.1"}}
+try:
+    check_host(parse_config(config))
+except ConfigError as error:
+    print(error)
+"""
+
+
+def test_check_host_rejects_process_without_cap_net_admin(
+    namespace_lab: NamespaceLab,
+) -> None:
+    # nobody, with no capabilities, can read interfaces but not nftables.
+    unprivileged = [
+        "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+        "--inh-caps=-all", sys.executable, "-c", UNPRIVILEGED_CHECK,
+    ]  # fmt: skip
+
+    output = namespace_lab.gateway.run(unprivileged)
+
+    assert output.startswith("nftables cannot load the gateway's ruleset")
+    assert "Operation not permitted" in output
+    assert "CAP_NET_ADMIN" in output
 
 
 def test_check_host_rejects_missing_interface(namespace_lab: NamespaceLab) -> None:

@@ -33,6 +33,7 @@ LIBRARY = "libnftables.so.1"
 # libnftables prefixes each error with its input location, which for JSON
 # input is always "internal:0:0-0".
 _LOCATION = re.compile(r"^internal:\d+:\d+-\d+:\s*")
+_ERROR_PREFIX = re.compile(r"^(netlink: )?Error: ")
 _MAX_ERROR_CHARS = 500
 
 
@@ -223,7 +224,7 @@ def _error_text(stderr: str) -> str:
         line = _LOCATION.sub("", line.strip())
         if not line or line.startswith(("{", "[")) or set(line) <= {"^", "~", " "}:
             continue
-        messages.append(line.removeprefix("Error: "))
+        messages.append(_ERROR_PREFIX.sub("", line))
     # One failing command per element repeats the same message.
     text = "; ".join(dict.fromkeys(messages)) or "no error message"
     if len(text) > _MAX_ERROR_CHARS:
