@@ -22,7 +22,7 @@ from capport.config import Config
 from capport.errors import ConfigError, EnforcementError
 from capport.models import IPAddress
 
-log = logging.getLogger("capport.netlink")
+log = logging.getLogger("capport.neighbours")
 
 T = TypeVar("T")
 
@@ -61,7 +61,11 @@ class NetlinkNeighbours:
         self._interface = interface
         self._thread = NetlinkThread("capport-neighbours")
         self._ipr: IPRoute = self._thread.call(IPRoute)
-        self._index = self._thread.call(_interface_index, self._ipr, interface)
+        try:
+            self._index = self._thread.call(_interface_index, self._ipr, interface)
+        except ConfigError:
+            self.close()
+            raise
 
     def lookup(self, ip: IPAddress) -> str | None:
         """Return the lower-case MAC of ip in the LAN's neighbour table, or None.
