@@ -293,6 +293,43 @@ def test_authorised_client_gets_307_and_close(responder: RunningResponder) -> No
     assert client.is_closed_by_server()
 
 
+def test_identical_requests_each_get_511(responder: RunningResponder) -> None:
+    first = responder.connect()
+    second = responder.connect()
+    for client in (first, second, first, second):
+        client.send(get("/same"))
+        response = client.read_response()
+        assert response.status == 511
+        assert response.portal_token_url() == "http://example.com/same"
+    assert responder.responder.stats.captive_responses == 4
+
+
+def test_same_target_on_other_host_gets_own_link(
+    responder: RunningResponder,
+) -> None:
+    client = responder.connect()
+    client.send(get("/x", host="a.example"))
+    first = client.read_response()
+    client.send(get("/x", host="b.example"))
+    second = client.read_response()
+    assert first.portal_token_url() == "http://a.example/x"
+    assert second.portal_token_url() == "http://b.example/x"
+
+
+def test_read_ending_in_partial_request_is_parsed_again(
+    responder: RunningResponder,
+) -> None:
+    # A read with one whole request and the start of the next must not be
+    # remembered as "one request": the parser has to see the partial one.
+    for _ in range(2):
+        client = responder.connect()
+        client.send(get("/a") + b"GET /b HT")
+        time.sleep(0.05)
+        client.send(b"TP/1.1\r\nHost: example.com\r\n\r\n")
+        assert client.read_response().portal_token_url() == "http://example.com/a"
+        assert client.read_response().portal_token_url() == "http://example.com/b"
+
+
 # Size limits
 
 

@@ -41,16 +41,22 @@ log = logging.getLogger("capport.intercept")
 # responses queued past the transport's high-water mark before reading stops.
 FEED_SLICE_BYTES = 4096
 
-# After a response that ends the connection, it is half-closed and input is
-# read and discarded for at most this long. Closing a socket with unread
-# input makes Linux send a reset, which can destroy the response before the
-# client reads it (RFC 9112 section 9.6 describes this "lingering close").
+# A connection being closed gets this long to send its last responses. If
+# input may still be arriving (after an error, or after a request that ended
+# the connection) it is half-closed and that input is read and discarded
+# meanwhile: closing a socket with unread input makes Linux send a reset,
+# which can destroy the response before the client reads it (RFC 9112
+# section 9.6, "lingering close").
 LINGER_SECONDS = 2.0
 
 # Input that arrives while reading is paused is kept up to this size. Reading
 # stops as soon as the write buffer is full, so this only catches a transport
 # that keeps delivering after pause_reading().
 MAX_PENDING_INPUT_BYTES = 1 << 20
+
+# A read of at most this many bytes that held exactly one request is cached
+# with its response, so the same bytes later skip parsing.
+MAX_REUSED_REQUEST_BYTES = 2048
 
 # A Content-Length with more digits than this is over any body limit, and
 # int() raises ValueError beyond 4300 digits (Python 3.11 and later).
@@ -66,6 +72,7 @@ class InterceptConnection(asyncio.Protocol):
 
     deadline: float
     client_ip: IPAddress
+    client_key: str
 
     def __init__(self, responder: Responder) -> None:
         self._responder = responder
@@ -84,8 +91,12 @@ class InterceptConnection(asyncio.Protocol):
         self._write_paused = False
         self._idle = False
         self._closing = False
-        self._shut_down = False
+        self._close_started = False
+        self._unread_input = False
         self._stop_status: int | None = None
+        self._in_message = False
+        self._completed_in_read = 0
+        self._reusable_response: bytes | None = None
         # The request being parsed; on_message_complete resets these.
         self._in_head = True
         self._raw_head_bytes = 0
@@ -101,7 +112,11 @@ class InterceptConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        self.client_ip = self._responder.client_ip(transport.get_extra_info("peername"))
+        peername = transport.get_extra_info("peername")
+        # The address as the socket reports it: a cheap, stable key for
+        # counting the connections of one client.
+        self.client_key = peername[0]
+        self.client_ip = self._responder.client_ip(peername)
         if not self._responder.admit(self):
             self._transport.write(self._builder.error(503))
             self._transport.close()
@@ -118,31 +133,26 @@ class InterceptConnection(asyncio.Protocol):
         if len(data) > FEED_SLICE_BYTES:
             self._feed_slices(data)
             return
-        # The parser keeps a header line in memory until it ends, so bytes
-        # are also counted here; the precise count in on_header only runs
-        # once a line is complete.
-        if self._in_head:
-            self._raw_head_bytes += len(data)
-        try:
-            self._parser.feed_data(data)
-        except HttpParserUpgrade:
-            # The upgrade request was answered with "Connection: close".
-            pass
-        except HttpParserCallbackError as error:
-            self._on_callback_error(error)
-        except HttpParserError as error:
-            if not self._closing:
-                log.debug("Rejected input from %s: %s", self.client_ip, error)
-                self._reject(400)
-        else:
-            if self._in_head and self._raw_head_bytes > self._limits.max_header_bytes:
-                self._reject(431)
-        output = self._output
-        if output and self._transport is not None:
-            self._transport.write(output[0] if len(output) == 1 else b"".join(output))
-            output.clear()
-        if self._closing:
-            self._flush()
+        at_boundary = not self._in_message
+        if at_boundary:
+            cached = self._cache.get(data)
+            if cached is not None and not self._is_authorised(self.client_ip):
+                self._reuse(cached)
+                return
+        self._feed(data)
+        if (
+            at_boundary
+            and self._completed_in_read == 1
+            and self._reusable_response is not None
+            and not self._in_message
+            and not self._closing
+            and type(data) is bytes
+            and len(data) <= MAX_REUSED_REQUEST_BYTES
+        ):
+            # This read held exactly one whole request and nothing else, so
+            # the parser is back where it started and the same bytes would
+            # give the same callbacks and the same answer again.
+            self._responder.cache_response(data, self._reusable_response)
 
     def eof_received(self) -> bool:
         # Complete requests were answered as they arrived, so a client that
@@ -184,7 +194,7 @@ class InterceptConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        if self._shut_down:
+        if self._close_started:
             transport.abort()
             return
         if not self._in_head or self._raw_head_bytes:
@@ -196,6 +206,11 @@ class InterceptConnection(asyncio.Protocol):
         self._flush()
 
     # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        if self._closing:
+            self._unread_input = True
 
     def on_url(self, url: bytes) -> None:
         # llhttp reports a target split across reads in several pieces.
@@ -241,8 +256,7 @@ class InterceptConnection(asyncio.Protocol):
         if self._closing:
             # A request pipelined after one whose answer closes the connection.
             return
-        stats = self._stats
-        stats.requests += 1
+        self._stats.requests += 1
         keep_alive = self._keep_alive
         authorised = self._is_authorised(self.client_ip)
         # NOTE: a cached response is reused for every request with the same
@@ -250,15 +264,23 @@ class InterceptConnection(asyncio.Protocol):
         # builder read. A request without Host depends on the connection's
         # destination as well and is never cached.
         key = None
-        cached = None
+        response = None
         if self._host and not authorised:
             key = (self._method, self._target, self._host, keep_alive)
-            cached = self._cache.get(key)
-        if cached is not None:
-            self._output.append(cached)
-            stats.captive_responses += 1
+            response = self._cache.get(key)
+        if response is None:
+            response, keep_alive = self._answer(authorised, key)
+            cached = key is not None and self._cache.get(key) is response
         else:
-            keep_alive = self._answer(authorised, key)
+            self._stats.captive_responses += 1
+            cached = True
+        self._output.append(response)
+        self._in_message = False
+        self._completed_in_read += 1
+        if cached and keep_alive and not self._expect_continue:
+            self._reusable_response = response
+        else:
+            self._reusable_response = None
         self._in_head = True
         self._raw_head_bytes = 0
         self._head_bytes = 0
@@ -273,6 +295,44 @@ class InterceptConnection(asyncio.Protocol):
             self._closing = True
 
     # Parsing
+
+    def _feed(self, data: bytes | memoryview) -> None:
+        self._completed_in_read = 0
+        self._reusable_response = None
+        # The parser keeps a header line in memory until it ends, so bytes
+        # are also counted here; the precise count in on_header only runs
+        # once a line is complete.
+        if self._in_head:
+            self._raw_head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except HttpParserUpgrade:
+            # The upgrade request was answered with "Connection: close"; what
+            # follows it is another protocol and is left unread.
+            self._unread_input = True
+        except HttpParserCallbackError as error:
+            self._on_callback_error(error)
+        except HttpParserError as error:
+            if self._closing:
+                # Input after a request that ended the connection.
+                self._unread_input = True
+            else:
+                log.debug("Rejected input from %s: %s", self.client_ip, error)
+                self._reject(400)
+        else:
+            if self._in_head and self._raw_head_bytes > self._limits.max_header_bytes:
+                self._reject(431)
+        self._flush()
+
+    def _reuse(self, response: bytes) -> None:
+        """Send a response remembered for the same request bytes."""
+        stats = self._stats
+        stats.requests += 1
+        stats.captive_responses += 1
+        self._idle = True
+        self.deadline = self._now() + self._limits.keepalive_timeout
+        if self._transport is not None:
+            self._transport.write(response)
 
     def _feed_slices(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -320,6 +380,8 @@ class InterceptConnection(asyncio.Protocol):
         self._stats.errors += 1
         self._output.append(self._builder.error(status, self._is_head_request()))
         self._closing = True
+        # The rest of the rejected request may still be on its way.
+        self._unread_input = True
 
     def _is_head_request(self) -> bool:
         # The parser has a method only once the request line reached the
@@ -328,10 +390,13 @@ class InterceptConnection(asyncio.Protocol):
 
     # Answering
 
-    def _answer(self, authorised: bool, cache_key: Hashable | None) -> bool:
-        """Queue the answer to the request just parsed, when none is cached.
+    def _answer(
+        self, authorised: bool, cache_key: Hashable | None
+    ) -> tuple[bytes, bool]:
+        """Build the answer to the request just parsed, when none is cached.
 
-        Returns whether the connection stays open for another request.
+        Returns the response and whether the connection stays open for
+        another request. A 511 is cached under cache_key when one is given.
         """
         request = parse_request(
             self._method,
@@ -343,14 +408,13 @@ class InterceptConnection(asyncio.Protocol):
         )
         action = classify(request, authorised)
         response = self._builder.build(request, action)
-        self._output.append(response)
         if action is Action.CAPTIVE:
             self._stats.captive_responses += 1
             if cache_key is not None:
                 self._responder.cache_response(cache_key, response)
         elif action is Action.RETURN:
             self._stats.redirects += 1
-        return request.keep_alive and not action.closes_connection
+        return response, request.keep_alive and not action.closes_connection
 
     def _original_destination(self) -> str:
         if self._destination is None:
@@ -378,15 +442,19 @@ class InterceptConnection(asyncio.Protocol):
         if output:
             transport.write(output[0] if len(output) == 1 else b"".join(output))
             output.clear()
-        if self._closing and not self._shut_down:
-            self._shut_down = True
-            self._close_lingering(transport)
+        if self._closing and not self._close_started:
+            self._close_started = True
+            self._close(transport)
 
-    def _close_lingering(self, transport: asyncio.Transport) -> None:
-        if not transport.can_write_eof():
+    def _close(self, transport: asyncio.Transport) -> None:
+        # Sending the queued responses may take a while if the client reads
+        # slowly; the sweep aborts the connection once this deadline passes.
+        self.deadline = self._now() + LINGER_SECONDS
+        if not self._unread_input or not transport.can_write_eof():
             transport.close()
             return
+        # Lingering close: half-close and discard input until the client
+        # closes too or the deadline passes.
         transport.write_eof()
-        self.deadline = self._now() + LINGER_SECONDS
         if self._write_paused:
             transport.resume_reading()

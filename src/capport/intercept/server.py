@@ -115,7 +115,7 @@ class Responder:
         self.is_authorised = is_authorised
         self.stats = ResponderStats()
         self._connections: set[InterceptConnection] = set()
-        self._per_client: dict[IPAddress, int] = {}
+        self._per_client: dict[str, int] = {}
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._cache_timer: asyncio.TimerHandle | None = None
@@ -197,16 +197,16 @@ class Responder:
     def admit(self, connection: InterceptConnection) -> bool:
         """Register connection if the total and per-client limits allow it."""
         self.stats.connections_accepted += 1
-        ip = connection.client_ip
-        count = self._per_client.get(ip, 0)
+        key = connection.client_key
+        count = self._per_client.get(key, 0)
         if len(self._connections) >= self.settings.max_connections:
-            self._reject_connection(ip, "the responder is at max_connections")
+            self._reject_connection(connection, "the responder is at max_connections")
             return False
         if count >= self.settings.max_connections_per_client:
-            self._reject_connection(ip, "it is at max_connections_per_client")
+            self._reject_connection(connection, "it is at max_connections_per_client")
             return False
         self._connections.add(connection)
-        self._per_client[ip] = count + 1
+        self._per_client[key] = count + 1
         self.stats.open_connections = len(self._connections)
         return True
 
@@ -216,12 +216,12 @@ class Responder:
             return
         self._connections.remove(connection)
         self.stats.open_connections = len(self._connections)
-        ip = connection.client_ip
-        count = self._per_client.get(ip, 0) - 1
+        key = connection.client_key
+        count = self._per_client.get(key, 0) - 1
         if count > 0:
-            self._per_client[ip] = count
+            self._per_client[key] = count
         else:
-            self._per_client.pop(ip, None)
+            self._per_client.pop(key, None)
 
     def report_error(self, error: BaseException, client_ip: IPAddress) -> None:
         """Log an unexpected error raised while serving client_ip, rate-limited."""
@@ -239,14 +239,14 @@ class Responder:
 
     # Internal
 
-    def _reject_connection(self, ip: IPAddress, reason: str) -> None:
+    def _reject_connection(self, connection: InterceptConnection, reason: str) -> None:
         self.stats.connections_rejected += 1
         skipped = self._limit_warning.should_log()
         if skipped is not None:
             log.warning(
                 "Rejected a connection from %s because %s (%d more rejections "
                 "not logged since the last message).",
-                ip,
+                connection.client_ip,
                 reason,
                 skipped,
             )
