@@ -213,7 +213,7 @@ def test_keep_alive_serves_two_requests(responder: RunningResponder) -> None:
     assert second.headers["connection"] == "keep-alive"
 
 
-def test_pipelined_requests_answered_in_order(responder: RunningResponder) -> None:
+def test_pipelined_requests_get_ordered_responses(responder: RunningResponder) -> None:
     client = responder.connect()
     client.send(get("/1") + get("/2", method="HEAD") + get("/3"))
     first = client.read_response()

@@ -1,4 +1,4 @@
-"""The responder's request model, answer classification and response bytes."""
+"""The responder's request model, action classification and response bytes."""
 
 from __future__ import annotations
 

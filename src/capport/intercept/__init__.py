@@ -1,4 +1,4 @@
-"""The intercepting responder: answers redirected port-80 requests with 511."""
+"""The intercepting responder, which sends 511 to redirected port-80 requests."""
 
 from capport.intercept.actions import Action, classify
 from capport.intercept.request import InterceptedRequest, capture_url, parse_request

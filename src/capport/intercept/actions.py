@@ -1,4 +1,4 @@
-"""Deciding what kind of answer an intercepted request gets.
+"""Deciding which kind of response an intercepted request gets.
 
 The decision is separate from building the bytes so that new kinds of
 request (operating-system portal probes, for one) add a case here and a
@@ -14,7 +14,7 @@ from capport.tokens import is_safe_return_url
 
 
 class Action(enum.Enum):
-    """The kind of answer a request gets."""
+    """The kind of response a request gets."""
 
     # 511 Network Authentication Required with a link to the portal.
     CAPTIVE = "captive"
@@ -25,12 +25,12 @@ class Action(enum.Enum):
 
     @property
     def closes_connection(self) -> bool:
-        """Tell whether the connection is closed after this answer."""
+        """Tell whether the connection is closed after this response."""
         return self is Action.RETURN
 
 
 def classify(request: InterceptedRequest, authorised: bool) -> Action:
-    """Choose the answer for request; authorised tells if its client has logged in."""
+    """Choose the response for request; authorised is True once its client logged in."""
     if authorised and _can_return_to(request.captured_url):
         return Action.RETURN
     return Action.CAPTIVE

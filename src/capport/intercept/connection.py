@@ -1,12 +1,12 @@
-"""One intercepted TCP connection: parsing, limits and answers.
+"""One intercepted TCP connection: parsing, limits and responses.
 
-Requests are parsed with httptools (llhttp) and answered from the parser's
-callbacks, so pipelined requests are answered in order. Every limit ends the
+Requests are parsed with httptools (llhttp) and get their responses from the
+parser's callbacks, so pipelined requests get responses in order. Every limit ends the
 connection with a status code rather than an exception: the service must
 keep running whatever a device sends.
 
 This is the responder's hot path, measured against nginx, so the common case
-(a complete request in one read, answered from the response cache) runs as
+(a complete request in one read, whose response is in the cache) runs as
 few Python calls as possible.
 """
 
@@ -68,7 +68,7 @@ class _StopParsing(Exception):
 
 
 class InterceptConnection(asyncio.Protocol):
-    """Answers the HTTP requests of one redirected connection."""
+    """Responds to the HTTP requests of one redirected connection."""
 
     deadline: float
     client_ip: IPAddress
@@ -86,18 +86,23 @@ class InterceptConnection(asyncio.Protocol):
         self._now = asyncio.get_running_loop().time
         self.deadline = self._now() + self._limits.header_timeout
         self._destination: str | None = None
+
+        # Input and output
         self._output: list[bytes] = []
         self._pending_input = b""
         self._write_paused = False
+        self._completed_in_read = 0
+        self._reusable_response: bytes | None = None
+
+        # The connection's state
         self._idle = False
         self._closing = False
         self._close_started = False
         self._unread_input = False
         self._stop_status: int | None = None
+
+        # The request being parsed; _reset_request() resets these.
         self._in_message = False
-        self._completed_in_read = 0
-        self._reusable_response: bytes | None = None
-        # The request being parsed; on_message_complete resets these.
         self._in_head = True
         self._raw_head_bytes = 0
         self._head_bytes = 0
@@ -151,13 +156,13 @@ class InterceptConnection(asyncio.Protocol):
         ):
             # This read held exactly one whole request and nothing else, so
             # the parser is back where it started and the same bytes would
-            # give the same callbacks and the same answer again.
+            # give the same callbacks and the same response again.
             self._responder.cache_response(data, self._reusable_response)
 
     def eof_received(self) -> bool:
-        # Complete requests were answered as they arrived, so a client that
-        # half-closes has had every answer; returning False closes once the
-        # buffered responses are written.
+        # Complete requests got their responses as they arrived, so a client
+        # that half-closes has had all of them. Returning False closes the
+        # transport once the buffered responses are written.
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -167,8 +172,8 @@ class InterceptConnection(asyncio.Protocol):
         self._responder.release(self)
 
     def pause_writing(self) -> None:
-        # The client is not reading its responses: stop reading its requests
-        # until it does, so neither buffer grows.
+        # The client is not reading its responses, so stop reading its
+        # requests until it does and neither buffer grows.
         self._write_paused = True
         if self._transport is not None and not self._closing:
             self._transport.pause_reading()
@@ -198,8 +203,8 @@ class InterceptConnection(asyncio.Protocol):
             transport.abort()
             return
         if not self._in_head or self._raw_head_bytes:
-            # Part of a request arrived but not all of it in time: RFC 9110
-            # section 15.5.9 lets the server say so before closing.
+            # Part of a request arrived but not all of it in time. RFC 9110
+            # section 15.5.9 lets the server send 408 before closing.
             self._stats.timeouts += 1
             self._reject(408)
         self._closing = True
@@ -247,14 +252,14 @@ class InterceptConnection(asyncio.Protocol):
             self._check_version(parser.get_http_version())
 
     def on_body(self, body: bytes) -> None:
-        # The body is counted and dropped; a 511 does not depend on it.
+        # The body is counted and dropped, because no response depends on it.
         self._body_bytes += len(body)
         if self._body_bytes > self._limits.max_body_bytes:
             self._stop(413)
 
     def on_message_complete(self) -> None:
         if self._closing:
-            # A request pipelined after one whose answer closes the connection.
+            # A request pipelined after one whose response closes the connection.
             return
         self._stats.requests += 1
         keep_alive = self._keep_alive
@@ -269,18 +274,27 @@ class InterceptConnection(asyncio.Protocol):
             key = (self._method, self._target, self._host, keep_alive)
             response = self._cache.get(key)
         if response is None:
-            response, keep_alive = self._answer(authorised, key)
+            response, keep_alive = self._build_response(authorised, key)
             cached = key is not None and self._cache.get(key) is response
         else:
             self._stats.captive_responses += 1
             cached = True
         self._output.append(response)
-        self._in_message = False
+
         self._completed_in_read += 1
         if cached and keep_alive and not self._expect_continue:
             self._reusable_response = response
         else:
             self._reusable_response = None
+        self._reset_request()
+        if keep_alive:
+            self._idle = True
+            self.deadline = self._now() + self._limits.keepalive_timeout
+        else:
+            self._closing = True
+
+    def _reset_request(self) -> None:
+        self._in_message = False
         self._in_head = True
         self._raw_head_bytes = 0
         self._head_bytes = 0
@@ -288,27 +302,22 @@ class InterceptConnection(asyncio.Protocol):
         self._target = b""
         self._host = None
         self._expect_continue = False
-        if keep_alive:
-            self._idle = True
-            self.deadline = self._now() + self._limits.keepalive_timeout
-        else:
-            self._closing = True
 
     # Parsing
 
     def _feed(self, data: bytes | memoryview) -> None:
         self._completed_in_read = 0
         self._reusable_response = None
-        # The parser keeps a header line in memory until it ends, so bytes
-        # are also counted here; the precise count in on_header only runs
-        # once a line is complete.
+        # The parser keeps a header line in memory until the line ends, so
+        # bytes are also counted here. The precise count in on_header runs
+        # only once a line is complete.
         if self._in_head:
             self._raw_head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except HttpParserUpgrade:
-            # The upgrade request was answered with "Connection: close"; what
-            # follows it is another protocol and is left unread.
+            # The upgrade request got a response with "Connection: close".
+            # What follows it is another protocol and stays unread.
             self._unread_input = True
         except HttpParserCallbackError as error:
             self._on_callback_error(error)
@@ -385,15 +394,15 @@ class InterceptConnection(asyncio.Protocol):
 
     def _is_head_request(self) -> bool:
         # The parser has a method only once the request line reached the
-        # target; before that get_method() returns llhttp's default.
+        # target. Before that, get_method() returns llhttp's default.
         return bool(self._target) and self._parser.get_method() == b"HEAD"
 
     # Answering
 
-    def _answer(
+    def _build_response(
         self, authorised: bool, cache_key: Hashable | None
     ) -> tuple[bytes, bool]:
-        """Build the answer to the request just parsed, when none is cached.
+        """Build the response to the request just parsed, when none is cached.
 
         Returns the response and whether the connection stays open for
         another request. A 511 is cached under cache_key when one is given.

@@ -25,7 +25,7 @@ _SOCKADDR_IN6 = struct.Struct("!2xH4x16s4x")
 
 
 class SocketLike(Protocol):
-    """What asyncio and uvloop expose of a transport's socket."""
+    """The part of a transport's socket that asyncio and uvloop expose."""
 
     def getsockopt(self, level: int, option: int, buflen: int) -> Any: ...
 

@@ -18,7 +18,7 @@ from capport.models import IPAddress
 
 # Characters RFC 3986 section 2 allows in a URI, plus "%" for escapes that are
 # already there. Browsers percent-encode everything else before sending, so a
-# target outside this set comes from another client; it is encoded the same
+# target outside this set comes from another client. It is encoded the same
 # way, which keeps the captured URL ASCII and free of markup.
 _URI_CHARACTERS = (
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -30,7 +30,7 @@ _ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 @dataclass(frozen=True, slots=True)
 class InterceptedRequest:
-    """One parsed request, reduced to what deciding an answer needs."""
+    """One parsed request, reduced to the values that choosing a response needs."""
 
     method: str
     target: str
@@ -85,7 +85,7 @@ def capture_url(target: str, host: str | None, destination: Callable[[], str]) -
     """Rebuild the URL the device asked for.
 
     An absolute-form target (a request written for a proxy) is the URL
-    itself, and RFC 9112 section 3.2.2 says to ignore Host then. Otherwise
+    itself, and RFC 9112 section 3.2.2 requires ignoring Host then. Otherwise
     the authority is the Host header, or the address the connection was
     made to when the header is missing or empty (HTTP/1.0 clients).
     """

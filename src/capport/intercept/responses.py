@@ -89,7 +89,7 @@ def status_line(status: int) -> bytes:
 def render_captive_page(link: str, requested_url: str | None) -> str:
     """Render the 511 page: a meta refresh and a link to link.
 
-    requested_url, when given, is quoted in a sentence so the person sees
+    requested_url, when given, is quoted in a sentence that tells the person
     which address was held back. Both values are HTML-escaped here.
     """
     sentence = ""
@@ -109,7 +109,7 @@ def render_return_page(url: str) -> str:
 
 
 class ResponseBuilder:
-    """Builds the responder's answers as complete HTTP/1.1 messages.
+    """Builds the responder's responses as complete HTTP/1.1 messages.
 
     portal_url is the portal's base URL, ending in "/"; the link in a 511 is
     portal_url plus "?t=" and a token that signer made from the captured URL.

@@ -1,4 +1,4 @@
-"""The intercepting responder: an asyncio server that answers every request.
+"""The intercepting responder: an asyncio server that responds to every request.
 
 nftables redirects TCP port 80 of unauthenticated devices here. The server
 admits connections within the configured limits, runs one
@@ -94,7 +94,7 @@ class _RepeatedWarning:
 
 
 class Responder:
-    """Answers intercepted HTTP requests with 511 (or 307 once logged in).
+    """Responds to intercepted HTTP requests with 511 (or 307 once logged in).
 
     portal_url is the portal's base URL ending in "/". is_authorised tells
     whether a client IP has logged in since its connection was redirected.
@@ -167,7 +167,7 @@ class Responder:
         self._cache_timer = None
         self.response_cache.clear()
         log.info(
-            "Intercepting responder stopped after %d requests (%d answered 511).",
+            "Intercepting responder stopped after %d requests (%d got 511).",
             self.stats.requests,
             self.stats.captive_responses,
         )
