@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 from capport.config import Config, load_config
 from capport.control import bind_control_socket, create_control_app
 from capport.enforce.nftables import NftablesEnforcer
+from capport.enforce.ruleset import RulesetSpec
 from capport.errors import CapportError
 from capport.gateway import Gateway
 from capport.intercept.server import Responder
@@ -87,7 +88,9 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         secret = await store.secret()
         signer = TokenSigner(secret, config.session.token_lifetime)
         enforcer = NftablesEnforcer.from_config(config)
+        stack.callback(enforcer.close)
         neighbours = NetlinkNeighbours(config.gateway.interface)
+        stack.callback(neighbours.close)
         gateway = Gateway(store, enforcer, neighbours, config.session.duration)
         await gateway.start()
 
@@ -112,7 +115,7 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         ]
         expiry = asyncio.create_task(gateway.run_expiry())
         if config_path is not None:
-            reloader = _Reloader(config, config_path, gateway, signer)
+            reloader = _Reloader(config, config_path, gateway, enforcer, signer)
             loop.add_signal_handler(signal.SIGHUP, reloader.schedule)
         log.info(
             "Gateway running on %s: portal %s, responder port %d, %d sessions.",
@@ -150,11 +153,17 @@ class _Reloader:
     """
 
     def __init__(
-        self, config: Config, path: Path, gateway: Gateway, signer: TokenSigner
+        self,
+        config: Config,
+        path: Path,
+        gateway: Gateway,
+        enforcer: NftablesEnforcer,
+        signer: TokenSigner,
     ) -> None:
         self._config = config
         self._path = path
         self._gateway = gateway
+        self._enforcer = enforcer
         self._signer = signer
         self._running: asyncio.Task[None] | None = None
 
@@ -166,13 +175,19 @@ class _Reloader:
         log.info("Reloading the configuration from %s.", self._path)
         try:
             new = load_config(self._path)
-            applied = merged(self._config, new)
-            enforcer = NftablesEnforcer.from_config(applied)
-            self._gateway.configure(applied.session.duration, enforcer)
-            await self._gateway.start()
         except CapportError as error:
             log.error("Reload failed; the running configuration is kept: %s", error)
             return
+        applied = merged(self._config, new)
+        running_spec = self._enforcer.spec
+        self._enforcer.spec = RulesetSpec.from_config(applied)
+        try:
+            await self._gateway.start()
+        except CapportError as error:
+            self._enforcer.spec = running_spec
+            log.error("Reload failed; the running firewall is kept: %s", error)
+            return
+        self._gateway.set_session_duration(applied.session.duration)
         self._signer.lifetime = applied.session.token_lifetime
         configure_logging(applied.log.level)
         pending = restart_keys(self._config, new)

@@ -105,16 +105,9 @@ class Gateway:
 
     # Changing state
 
-    def configure(
-        self, session_duration: float, enforcer: Enforcer | None = None
-    ) -> None:
-        """Set the duration of new sessions and, optionally, a new firewall.
-
-        A new enforcer takes effect at the next reconcile.
-        """
-        self._duration = session_duration
-        if enforcer is not None:
-            self._enforcer = enforcer
+    def set_session_duration(self, seconds: float) -> None:
+        """Set the duration of sessions granted from now on."""
+        self._duration = seconds
 
     async def start(self) -> None:
         """Reconcile the kernel set with the store in one transaction."""
@@ -122,13 +115,19 @@ class Gateway:
             now = self._clocks.wall()
             active = await self._store.active_sessions()
             live = []
+            ended = []
             for session in active:
                 if session.remaining(now) <= 0:
                     await self._store.end_session(session.id, EndReason.EXPIRED, now)
+                    ended.append(session.device)
                 else:
                     live.append(session)
             grants = [Grant(s.device, s.remaining(now)) for s in live]
             self._enforcer.install(grants)
+            if ended:
+                # Their elements timed out in the kernel while the daemon was
+                # down, but their tracked connections may still be open.
+                await asyncio.to_thread(self._enforcer.revoke, ended)
             self._by_ip.clear()
             self._deadlines.clear()
             for session in live:
@@ -209,7 +208,9 @@ class Gateway:
         self._deadlines[session.id] = self._clocks.monotonic() + remaining
 
     async def _end(self, session: Session, reason: str, now: float) -> Session:
-        self._enforcer.revoke([session.device])
+        # Deleting conntrack entries walks the kernel's table (milliseconds
+        # with many connections), so it runs off the event loop.
+        await asyncio.to_thread(self._enforcer.revoke, [session.device])
         ended = await self._store.end_session(session.id, reason, now)
         if self._by_ip.get(session.device.ip) == session:
             del self._by_ip[session.device.ip]

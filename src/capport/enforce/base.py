@@ -19,8 +19,10 @@ class Grant:
 class Enforcer(Protocol):
     """Edits the kernel's set of authorised devices.
 
-    Each call is one atomic change: it applies whole or raises
-    EnforcementError having applied nothing.
+    Each call is one atomic change to the kernel's sets: it applies whole
+    or raises EnforcementError having applied nothing. Deleting a revoked
+    device's tracked connections comes after the set change and cannot be
+    rolled back with it, so a failure there is logged, not raised.
     """
 
     def install(self, grants: list[Grant]) -> None:
