@@ -1,10 +1,11 @@
 """The responder behind a real nftables redirect, in a throwaway namespace.
 
-An HTTP/1.0 request without Host names no site, so the responder asks
-conntrack (SO_ORIGINAL_DST) where the connection was going before nftables
-redirected it. The test builds a network namespace with a `redirect` rule
-for locally generated port-80 traffic, runs the responder and a client in
-it, and checks the captured URL inside the portal link.
+An HTTP/1.0 request without Host names no site, so the responder reads the
+address the connection was sent to before nftables redirected it from
+conntrack, with getsockopt(SO_ORIGINAL_DST). The test builds a network
+namespace with a `redirect` rule for locally generated port-80 traffic,
+runs the responder and a client in it, and checks the captured URL inside
+the portal link.
 """
 
 from __future__ import annotations
@@ -113,12 +114,12 @@ def captured_url(namespace: str, listen: str, target: str) -> str:
     return result.stdout.strip()
 
 
-def test_redirected_ipv4_request_captures_original_address(namespace: str) -> None:
+def test_ipv4_redirect_captures_original_address(namespace: str) -> None:
     # For locally generated traffic, redirect sends IPv4 to 127.0.0.1.
     url = captured_url(namespace, "127.0.0.1", "192.0.2.10")
     assert url == "http://192.0.2.10/page?x=1"
 
 
-def test_redirected_ipv6_request_captures_bracketed_address(namespace: str) -> None:
+def test_ipv6_redirect_captures_bracketed_address(namespace: str) -> None:
     url = captured_url(namespace, "::1", "2001:db8::10")
     assert url == "http://[2001:db8::10]/page?x=1"
