@@ -1,9 +1,9 @@
 """One intercepted TCP connection: parsing, limits and responses.
 
-Requests are parsed with httptools (llhttp) and get their responses from the
-parser's callbacks, so pipelined requests get responses in order. Every limit ends the
-connection with a status code rather than an exception: the service must
-keep running whatever a device sends.
+Requests are parsed with httptools (llhttp) and get their responses from
+the parser's callbacks, so pipelined requests get responses in order. Every
+limit ends the connection with a status code rather than an exception,
+because the service must keep running whatever a device sends.
 
 This is the responder's hot path, measured against nginx, so the common case
 (a complete request in one read, whose response is in the cache) runs as
@@ -397,7 +397,7 @@ class InterceptConnection(asyncio.Protocol):
         # target. Before that, get_method() returns llhttp's default.
         return bool(self._target) and self._parser.get_method() == b"HEAD"
 
-    # Answering
+    # Building responses
 
     def _build_response(
         self, authorised: bool, cache_key: Hashable | None
