@@ -13,9 +13,10 @@ from collections.abc import Callable
 from email.utils import formatdate
 from html import escape
 
+from capport.errors import TokenError
 from capport.intercept.actions import Action
 from capport.intercept.request import InterceptedRequest
-from capport.tokens import TokenSigner, is_safe_return_url
+from capport.tokens import TokenSigner
 
 # Reason phrases as RFC 9110 section 15 and RFC 6585 name them.
 REASONS = {
@@ -190,9 +191,13 @@ class ResponseBuilder:
 
     def portal_link(self, captured_url: str) -> str:
         """Return the portal URL with a token for captured_url, or bare if unsafe."""
-        if not is_safe_return_url(captured_url):
+        try:
+            # sign() checks is_safe_return_url itself and raises TokenError
+            # for a URL that fails it, so the URL is checked only once.
+            token = self._signer.sign(captured_url)
+        except TokenError:
             return self._portal_url
-        return self._link_prefix + self._signer.sign(captured_url)
+        return self._link_prefix + token
 
     def _captive_page(self, captured_url: str) -> bytes:
         link = self.portal_link(captured_url)
