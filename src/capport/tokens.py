@@ -20,6 +20,7 @@ MAX_URL_BYTES = 8192
 
 # A DNS name or an IPv4 literal (RFC 3986 reg-name restricted to what
 # resolvers accept); anything else in a Host header is not worth returning to.
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$")
 
 
@@ -27,7 +28,7 @@ def is_safe_return_url(url: str) -> bool:
     """Tell whether url is an absolute http(s) URL fit to redirect a browser to."""
     if len(url.encode("utf-8", "surrogatepass")) > MAX_URL_BYTES:
         return False
-    if any(ord(char) < 0x21 or ord(char) == 0x7F for char in url):
+    if _CONTROL_OR_SPACE.search(url):
         return False
     try:
         parts = urlsplit(url)
