@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import socket
 from collections.abc import Iterator
@@ -71,7 +72,39 @@ def _portal_socket(config: Config) -> socket.socket:
 def run(config: Config, config_path: Path | None = None) -> None:
     """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads config_path."""
     check_host(config)
+    raise_file_limit(config.responder.max_connections + FILE_LIMIT_MARGIN)
     uvloop.run(serve(config, config_path))
+
+
+# Descriptors beyond the responder's connections: the portal's and the
+# control socket's connections, the store, netlink and libnftables sockets.
+FILE_LIMIT_MARGIN = 1024
+
+
+def raise_file_limit(needed: int) -> None:
+    """Raise RLIMIT_NOFILE to at least needed, or warn that it is too low.
+
+    systemd starts services with a soft limit of 1024. Below the responder's
+    connection limit, the event loop closes new connections silently once
+    descriptors run out, which would cut off the portal for every device.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else max(needed, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, max(target, hard)))
+    except (ValueError, OSError) as error:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        log.warning(
+            "The open-file limit is %d but the responder may need %d (%s); "
+            "lower responder.max_connections or raise LimitNOFILE.",
+            hard,
+            needed,
+            error,
+        )
+        return
+    log.info("Raised the open-file limit from %d to %d.", soft, target)
 
 
 async def serve(config: Config, config_path: Path | None = None) -> None:

@@ -17,7 +17,10 @@ SECURITY_HEADERS: dict[str, str] = {
     # or status page would show another device's state or a stale CSRF token.
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # "no-referrer" would make browsers send "Origin: null" on the portal's
+    # own form posts (Fetch standard), which the Origin check must reject.
+    # "same-origin" still sends nothing to other sites.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
 }
