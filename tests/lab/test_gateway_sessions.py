@@ -80,7 +80,7 @@ def _gateway_sees(lab: Lab, role: str, mac: str) -> bool:
 
 
 @contextmanager
-def _cloned_mac(lab: Lab, role: str, mac: str) -> Iterator[None]:
+def _using_mac(lab: Lab, role: str, mac: str) -> Iterator[None]:
     """Give role the MAC mac for the block, then its own again.
 
     A request to the origin on each change makes the client resolve the
@@ -108,8 +108,8 @@ def _conflict_warning(lab: Lab) -> str:
     )
 
 
-def test_cloned_mac_stays_captive(lab: Lab) -> None:
-    with signed_in(lab, "c1"), _cloned_mac(lab, "c2", lab.macs["c1"]):
+def test_using_mac_stays_captive(lab: Lab) -> None:
+    with signed_in(lab, "c1"), _using_mac(lab, "c2", lab.macs["c1"]):
         assert curl(lab, "c2", ORIGIN_URL).status == 511
         with pytest.raises(ConnectionRefusedError):
             connect(lab, "c2", 443)
@@ -117,22 +117,31 @@ def test_cloned_mac_stays_captive(lab: Lab) -> None:
         assert is_online(lab, "c1")
 
 
-def test_cloned_mac_gets_conflict_page(lab: Lab) -> None:
-    with signed_in(lab, "c1"), _cloned_mac(lab, "c2", lab.macs["c1"]):
+def test_using_mac_gets_conflict_page(lab: Lab) -> None:
+    with signed_in(lab, "c1"), _using_mac(lab, "c2", lab.macs["c1"]):
         response = curl(lab, "c2", PORTAL_URL)
         assert response.status == 409
         assert "Address already in use" in response.body
         assert [row["ip"] for row in clients_json(lab)] == [lab.addresses["c1"]]
 
 
-def test_cloned_mac_logs_warning_on_portal_visit(lab: Lab) -> None:
+def test_using_mac_logs_warning_on_portal_visit(lab: Lab) -> None:
     warning = _conflict_warning(lab)
-    with signed_in(lab, "c1"), _cloned_mac(lab, "c2", lab.macs["c1"]):
+    with signed_in(lab, "c1"), _using_mac(lab, "c2", lab.macs["c1"]):
         before = log_text(lab).count(warning)
         curl(lab, "c2", ORIGIN_URL)
         assert log_text(lab).count(warning) == before
         curl(lab, "c2", PORTAL_URL)
         assert wait_until(lambda: log_text(lab).count(warning) == before + 1, 3)
+
+
+def test_new_mac_at_authorised_address_gets_511(lab: Lab) -> None:
+    # A device that reconnects with a new, randomised MAC may get its old
+    # address again from DHCP. It must not inherit the old session.
+    with signed_in(lab, "c1"), _using_mac(lab, "c1", "02:00:00:00:00:77"):
+        response = curl(lab, "c1", ORIGIN_URL)
+        assert response.status == 511
+        assert "location" not in {name.lower() for name, _ in response.headers}
 
 
 # Revocation
