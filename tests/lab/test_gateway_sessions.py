@@ -108,7 +108,7 @@ def _conflict_warning(lab: Lab) -> str:
     )
 
 
-def test_using_mac_stays_captive(lab: Lab) -> None:
+def test_cloned_mac_stays_captive(lab: Lab) -> None:
     with signed_in(lab, "c1"), _using_mac(lab, "c2", lab.macs["c1"]):
         assert curl(lab, "c2", ORIGIN_URL).status == 511
         with pytest.raises(ConnectionRefusedError):
@@ -117,7 +117,7 @@ def test_using_mac_stays_captive(lab: Lab) -> None:
         assert is_online(lab, "c1")
 
 
-def test_using_mac_gets_conflict_page(lab: Lab) -> None:
+def test_cloned_mac_gets_conflict_page(lab: Lab) -> None:
     with signed_in(lab, "c1"), _using_mac(lab, "c2", lab.macs["c1"]):
         response = curl(lab, "c2", PORTAL_URL)
         assert response.status == 409
@@ -125,7 +125,7 @@ def test_using_mac_gets_conflict_page(lab: Lab) -> None:
         assert [row["ip"] for row in clients_json(lab)] == [lab.addresses["c1"]]
 
 
-def test_using_mac_logs_warning_on_portal_visit(lab: Lab) -> None:
+def test_cloned_mac_logs_warning_on_portal_visit(lab: Lab) -> None:
     warning = _conflict_warning(lab)
     with signed_in(lab, "c1"), _using_mac(lab, "c2", lab.macs["c1"]):
         before = log_text(lab).count(warning)
