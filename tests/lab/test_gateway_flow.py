@@ -40,6 +40,9 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(60)]
 # The origin echoes the path of /x/... back as text/plain.
 REQUESTED_URL = "http://origin.lab/x/requested?page=2"
 FOREIGN_ORIGIN = "Origin: http://evil.example"
+# Browsers send an opaque origin for a POST from a sandboxed frame or a
+# data: URL.
+OPAQUE_ORIGIN = "Origin: null"
 
 # ICMP destination unreachable with code 13, communication administratively
 # prohibited, is what `reject with icmpx admin-prohibited` sends for IPv4.
@@ -160,6 +163,16 @@ def test_foreign_origin_accept_rejected(lab: Lab, with_csrf: bool) -> None:
         assert response.status == 403
         assert clients_json(lab) == []
         assert is_captive(lab, "c1")
+    finally:
+        revoke_quietly(lab, lab.macs["c1"])
+
+
+def test_opaque_origin_accept_rejected(lab: Lab) -> None:
+    splash = open_splash(lab, "c1")
+    try:
+        response = post_form(lab, "c1", splash.form, headers=[OPAQUE_ORIGIN])
+        assert response.status == 403
+        assert clients_json(lab) == []
     finally:
         revoke_quietly(lab, lab.macs["c1"])
 
