@@ -118,12 +118,14 @@ def absolute_url(base: str | None, target: str) -> str | None:
     Anything else (`javascript:`, `data:`, a relative target with no base)
     is no place to send a person to log in, so it gives None.
     """
-    resolved = urljoin(base, target) if base else target
     try:
+        resolved = urljoin(base, target) if base else target
         parts = urlsplit(resolved)
+        host = parts.hostname
     except ValueError:
+        # urlsplit raises on an unbalanced "[" in the host.
         return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if parts.scheme.lower() not in ("http", "https") or not host:
         return None
     return resolved
 
