@@ -8,8 +8,9 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from capport import __version__
 from capport.config import ControlSection, load_config
@@ -78,13 +79,21 @@ def run(config_path: Path, check: bool) -> None:
 def clients(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
     """List the authorised devices of the running gateway."""
     try:
-        rows = _control(config_path, socket_path).clients()
+        with _control(config_path, socket_path) as control:
+            rows = control.clients()
     except CapportError as error:
         raise click.ClickException(str(error)) from None
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("MAC", "IP", "since", "expires", "remaining")
+    table = Table(
+        Column("MAC", no_wrap=True, min_width=17),
+        Column("IP", min_width=15, overflow="fold"),
+        Column("since", no_wrap=True),
+        Column("expires", no_wrap=True),
+        Column("remaining", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+    )
     for row in rows:
         table.add_row(
             row["mac"],
@@ -104,7 +113,8 @@ def clients(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
 def revoke(mac: str, config_path: Path, socket_path: Path | None) -> None:
     """End the access of the device with hardware address MAC."""
     try:
-        ended = _control(config_path, socket_path).revoke(mac)
+        with _control(config_path, socket_path) as control:
+            ended = control.revoke(mac)
     except CapportError as error:
         raise click.ClickException(str(error)) from None
     for row in ended:
@@ -124,7 +134,7 @@ def _control(config_path: Path, socket_path: Path | None) -> ControlClient:
 
 
 def _clock(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(timestamp).strftime("%m-%d %H:%M:%S")
 
 
 def _duration(seconds: float) -> str:

@@ -20,6 +20,15 @@ class ControlClient:
             transport=transport, base_url="http://capport", timeout=timeout
         )
 
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def clients(self) -> list[dict[str, Any]]:
         """Return the authorised devices."""
         clients: list[dict[str, Any]] = self._request("GET", "/v1/clients")["clients"]

@@ -67,8 +67,16 @@ class Gateway:
         return session
 
     def is_authorised_ip(self, ip: IPAddress) -> bool:
-        """Tell whether some device at ip holds a session (no MAC check)."""
-        return ip in self._by_ip
+        """Tell whether the device now at ip holds a session.
+
+        The index is checked first, so the neighbour lookup only runs for
+        addresses that have a session: a device that rejoined with a new
+        MAC and got the old address back is not the session's device.
+        """
+        session = self._by_ip.get(ip)
+        if session is None:
+            return False
+        return self._neighbours.lookup(ip) == session.device.mac
 
     def sessions(self) -> list[Session]:
         """Return the active sessions, oldest first."""

@@ -209,3 +209,19 @@ def test_moved_device_is_not_a_conflict(tmp_path) -> None:
     del neighbours.entries[A.ip]
     neighbours.entries[moved.ip] = moved.mac
     assert gateway.mac_conflict(moved) is None
+
+
+def test_new_mac_at_authorised_ip_is_not_authorised(tmp_path) -> None:
+    clock = FakeClock()
+    gateway, store, _, neighbours = build(tmp_path, clock)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        await gateway.grant(A, "click-through")
+        await store.close()
+
+    asyncio.run(scenario())
+    assert gateway.is_authorised_ip(A.ip)
+    neighbours.entries[A.ip] = "02:00:00:00:00:77"
+    assert not gateway.is_authorised_ip(A.ip)
