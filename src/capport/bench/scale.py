@@ -1,0 +1,288 @@
+"""Benchmark 4: a gateway with 100,000 sessions.
+
+The daemon is stopped, the store is filled to `sessions` active sessions
+by inserting rows into its SQLite file, and the daemon is started again.
+Its start reconciles the kernel set with the store in one transaction.
+Then one accounting pass (the enforcer's counter listing) is timed against
+`nft -j list set` of the same set, and `capport clients` is timed.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from capport.bench.causes import describe_cpu_profile
+from capport.bench.devices import fake_device
+from capport.bench.figures import Figure, Profile, Result, at_most, median, ratio, under
+from capport.bench.parsing import log_seconds_between
+from capport.bench.process import peak_rss_megabytes, rss_megabytes
+from capport.bench.profiling import INSTALL_HINT, py_spy, read_profile, wrap_command
+from capport.bench.settings import Settings
+from capport.bench.testbed import BenchError, Testbed, run_checked
+from capport.portal.views import GRANT_METHOD
+
+NAME = "scale"
+TITLE = "4. Scale: a gateway with many sessions"
+
+WORKER = "capport.bench.nftworker"
+SESSION_SECONDS = 3600.0
+RECONCILE_FIRST = "Store opened at"
+RECONCILE_LAST = "Reconciled the firewall with the store"
+
+
+def seed_sessions(path: Path, total: int, now: float) -> int:
+    """Insert active sessions of fake devices until the store has total of them.
+
+    Returns how many rows were inserted. The rows look like click-through
+    sessions that started at now and last SESSION_SECONDS.
+    """
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        active = db.execute("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL")
+        missing = max(0, total - int(active.fetchone()[0]))
+        rows = []
+        for index in range(missing):
+            device = fake_device(index)
+            rows.append(
+                (device.mac, str(device.ip), GRANT_METHOD, now, now + SESSION_SECONDS)
+            )
+        with db:
+            db.executemany(
+                "INSERT INTO sessions (mac, ip, method, started_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+    finally:
+        db.close()
+    return missing
+
+
+def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Result:
+    result = Result(NAME, TITLE)
+    lab = testbed.lab
+    baseline_rss = rss_megabytes(testbed.gateway_pid)
+    step("stopping the gateway")
+    lab.stop_gateway()
+    step(f"seeding the store with {settings.sessions:,} sessions")
+    started = time.monotonic()
+    inserted = seed_sessions(lab.store_path, settings.sessions, time.time())
+    seed_seconds = time.monotonic() - started
+
+    step("starting the gateway on the full store")
+    offset = testbed.log_size()
+    started = time.monotonic()
+    testbed.lab.start_gateway(timeout=120.0)
+    ready_seconds = time.monotonic() - started
+    testbed.pin_gateway()
+    reconcile = log_seconds_between(
+        testbed.log_since(offset), RECONCILE_FIRST, RECONCILE_LAST
+    )
+    started_rss = rss_megabytes(testbed.gateway_pid)
+
+    step("timing accounting passes against nft")
+    config = str(lab.config_path)
+    accounting = testbed.worker(
+        "gw", WORKER, ["account", config, str(settings.accounting_rounds)], timeout=300
+    )
+    step("timing capport clients")
+    listings = {
+        "table": _time_clients(testbed, config, []),
+        "JSON": _time_clients(testbed, config, ["--json"]),
+    }
+    pid = testbed.gateway_pid
+    final_rss, peak_rss = rss_megabytes(pid), peak_rss_megabytes(pid)
+
+    _judge(result, settings, reconcile, accounting, peak_rss)
+    result.figures += [
+        Figure(
+            name=f"`capport clients`, {kind}, {settings.sessions:,} sessions",
+            value=seconds,
+            unit="s",
+            measured="the whole command, Python start-up included, output to a pipe",
+        )
+        for kind, seconds in listings.items()
+    ]
+    result.notes.append(
+        f"The store was filled with {inserted:,} rows in {seed_seconds:.2f} s. The "
+        f"restarted daemon served its portal {ready_seconds:.2f} s after it was "
+        f"started. Its resident memory was {baseline_rss:.0f} MB before the store "
+        f"was filled, {started_rss:.0f} MB after the start, {final_rss:.0f} MB "
+        f"after the listings, and at most {peak_rss:.0f} MB (VmHWM)."
+    )
+    _describe(result, settings, accounting)
+    _profile_misses(testbed, settings, result, step)
+    return result
+
+
+def _time_clients(testbed: Testbed, config: str, options: list[str]) -> float:
+    argv = testbed.argv(
+        "gw", [sys.executable, "-m", "capport", "clients", "--config", config, *options]
+    )
+    started = time.monotonic()
+    completed = subprocess.run(argv, capture_output=True, timeout=300, check=False)
+    seconds = time.monotonic() - started
+    if completed.returncode != 0:
+        raise BenchError(
+            f"`{shlex.join(argv)}` failed with status {completed.returncode}: "
+            f"{completed.stderr.decode(errors='replace')[-500:]}"
+        )
+    if options == ["--json"]:
+        rows = json.loads(completed.stdout)
+        if not isinstance(rows, list):
+            raise BenchError(f"`{shlex.join(argv)}` did not print a JSON list")
+    return seconds
+
+
+def _judge(
+    result: Result,
+    settings: Settings,
+    reconcile: float,
+    accounting: dict[str, Any],
+    peak_rss: float,
+) -> None:
+    passes = accounting["passes"]
+    enforcer = median([p["enforcer_seconds"] for p in passes])
+    nft = median([p["nft_seconds"] for p in passes])
+    cpu = median([p["enforcer_cpu_seconds"] for p in passes])
+    devices = passes[0]["enforcer_devices"]
+    elements = passes[0]["nft_elements"]
+    result.figures += [
+        Figure(
+            name=f"{settings.sessions:,} sessions: reconcile after restart",
+            value=reconcile,
+            unit="s",
+            measured=(
+                "daemon log, from the store opened to the firewall reconciled "
+                "(one transaction with every session)"
+            ),
+            target=under(3.0, "s"),
+        ),
+        Figure(
+            name=f"{settings.sessions:,} sessions: one accounting pass",
+            value=ratio(enforcer, nft),
+            unit="x",
+            measured=(
+                f"enforcer counters() {enforcer:.2f} s ({cpu:.2f} s of CPU) for "
+                f"{devices:,} devices, `nft -j list set` {nft:.2f} s for "
+                f"{elements:,} elements; medians of {len(passes)} pass(es)"
+            ),
+            reference="`nft -j list set` of the same set, same run",
+            target=at_most(1.0, "x"),
+        ),
+        Figure(
+            name=f"{settings.sessions:,} sessions: resident memory of the daemon",
+            value=peak_rss,
+            unit="MB",
+            measured="largest resident set (VmHWM) after the start and the listings",
+            target=under(300.0, "MB"),
+        ),
+    ]
+    if cpu > 0:
+        result.notes.append(
+            f"One accounting pass costs {cpu:.2f} s of CPU time. The daemon has no "
+            "periodic accounting yet, so its share of a core is not measured "
+            f"here; a pass every {cpu / 0.05:.0f} s or longer would stay under "
+            "5 % of one core."
+        )
+
+
+def _describe(result: Result, settings: Settings, accounting: dict[str, Any]) -> None:
+    result.method += [
+        f"The daemon is stopped with SIGTERM, the store file gets active "
+        f"sessions of fake devices until it holds {settings.sessions:,}, and the "
+        "daemon is started again with `capport run` in the gateway's namespace.",
+        "Reconcile time comes from the daemon's own log (millisecond "
+        "timestamps): from `Store opened` to `Reconciled the firewall`. It "
+        "includes reading the sessions, building and applying one "
+        "transaction, and indexing them in memory.",
+        "The accounting pass is `NftablesEnforcer.counters()`, which lists "
+        "the table through libnftables and parses every element, in a "
+        "separate process in the gateway's namespace with its libnftables "
+        f"context already open. Its reference is `{accounting['nft_command']}` "
+        "(process start included) in the same process, right after it.",
+        "`capport clients` runs in the gateway's namespace and asks the "
+        "daemon over its control socket.",
+    ]
+
+
+def _profile_misses(
+    testbed: Testbed, settings: Settings, result: Result, step: Callable[[str], None]
+) -> None:
+    missed = {figure.name for figure in result.missed}
+    if not missed:
+        return
+    executable = py_spy()
+    config = str(testbed.lab.config_path)
+    reconcile_missed = any("reconcile" in name for name in missed)
+    memory_missed = any("memory" in name for name in missed)
+    if any("accounting" in name for name in missed):
+        if executable is None:
+            result.notes.append(INSTALL_HINT)
+        else:
+            step("profiling an accounting pass")
+            result.profiles.append(
+                _profile_worker(
+                    testbed, executable, ["counters", config, "3"], "accounting passes"
+                )
+            )
+    if not (reconcile_missed or memory_missed):
+        return
+    step("stopping the gateway to profile its start")
+    testbed.lab.stop_gateway()
+    try:
+        if reconcile_missed and executable is not None:
+            step("profiling a reconcile")
+            result.profiles.append(
+                _profile_worker(testbed, executable, ["reconcile", config], "reconcile")
+            )
+        elif reconcile_missed:
+            result.notes.append(INSTALL_HINT)
+        if memory_missed:
+            step("tracing the memory of a reconcile")
+            traced = testbed.worker(
+                "gw", WORKER, ["reconcile", config, "--tracemalloc"], timeout=300
+            )
+            result.notes.append(_memory_table(traced))
+    finally:
+        testbed.lab.start_gateway(timeout=120.0)
+        testbed.pin_gateway()
+
+
+def _profile_worker(
+    testbed: Testbed, executable: str, arguments: list[str], title: str
+) -> Profile:
+    output = testbed.lab.state_dir / f"profile-{arguments[0]}.txt"
+    argv = testbed.argv(
+        "gw", wrap_command(executable, output, testbed.python_argv(WORKER, arguments))
+    )
+    run_checked(argv, timeout=600)
+    profile = read_profile(output, f"{title} (`{WORKER}`)", shlex.join(argv), "")
+    return replace(profile, cause=describe_cpu_profile(profile, None, "the worker"))
+
+
+def _memory_table(traced: dict[str, Any]) -> str:
+    memory = traced["memory"]
+    lines = [
+        f"tracemalloc in a process that reconciled {traced['sessions']:,} sessions "
+        "as the daemon does (`python -m capport.bench.nftworker reconcile "
+        f"--tracemalloc`): {memory['current_bytes'] / 1e6:.0f} MB allocated by "
+        f"Python after the start, {memory['peak_bytes'] / 1e6:.0f} MB at the peak. "
+        "Largest allocation sites:",
+        "",
+        "| site | MB | blocks |",
+        "| --- | --- | --- |",
+    ]
+    for site in memory["sites"]:
+        lines.append(
+            f"| `{site['site']}` | {site['bytes'] / 1e6:.1f} | {site['count']:,} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""Durations and sizes of a benchmark run, full and quick."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What each benchmark runs; the defaults are the full run.
+
+    The full run takes about 6 to 9 minutes on a 2-core machine, within
+    the 15 minutes the command is allowed.
+    """
+
+    quick: bool = False
+    # Responder: wrk rounds per server and connection mode.
+    wrk_seconds: int = 8
+    wrk_rounds: int = 3
+    wrk_threads: int = 1
+    # Below the responder's default max_connections_per_client (64): wrk
+    # runs from one client address, and connections over that limit get
+    # a 503 that wrk would count like any other non-2xx response.
+    wrk_connections: int = 32
+    # Data plane.
+    iperf_seconds: int = 5
+    iperf_rounds: int = 3
+    other_devices: int = 10_000
+    # Logins. Their sum, plus abuse_devices, stays well under 1,024: the
+    # kernel's neighbour table holds that many entries (gc_thresh3, which
+    # only the host's own namespace can change) before it evicts.
+    latency_logins: int = 100
+    rate_logins: int = 500
+    profile_logins: int = 200
+    login_concurrency: int = 32
+    # Scale.
+    sessions: int = 100_000
+    accounting_rounds: int = 3
+    # Abuse.
+    abuse_connections: int = 2_000
+    abuse_devices: int = 40
+    # Profiles taken when a target is missed.
+    profile_seconds: int = 6
+
+
+FULL = Settings()
+
+QUICK = Settings(
+    quick=True,
+    wrk_seconds=2,
+    wrk_rounds=1,
+    iperf_seconds=2,
+    iperf_rounds=1,
+    latency_logins=20,
+    rate_logins=100,
+    profile_logins=60,
+    sessions=10_000,
+    accounting_rounds=1,
+    abuse_connections=400,
+    abuse_devices=10,
+    profile_seconds=2,
+)
