@@ -137,10 +137,23 @@ def _status_url_headers(response: Any, library: str) -> tuple[int, str | None, A
             url = None
         return int(response.status_code), url, response.headers
     if library == "urllib3":
-        return int(response.status), response.url, response.headers
+        return int(response.status), _urllib3_url(response), response.headers
     if library == "aiohttp":
         return int(response.status), str(response.url), response.headers
     return _generic_status_url_headers(response)
+
+
+def _urllib3_url(response: Any) -> str | None:
+    url: str | None = response.url
+    pool = getattr(response, "_pool", None)
+    if not url or not url.startswith("/") or pool is None:
+        return url
+    # A connection pool records only the request target; the pool that
+    # sent it knows the scheme, host and port.
+    host = f"[{pool.host}]" if ":" in pool.host else pool.host
+    default_port = 443 if pool.scheme == "https" else 80
+    port = "" if pool.port in (None, default_port) else f":{pool.port}"
+    return f"{pool.scheme}://{host}{port}{url}"
 
 
 def _generic_status_url_headers(response: Any) -> tuple[int, str | None, Any]:
