@@ -2,7 +2,7 @@
 
 Each program runs with `ip netns exec` in a client namespace, so its
 requests take the path a captive device's would: nftables redirects its
-port 80 to the responder, which answers 511. Tests that log a client in
+port 80 to the responder, which responds with a 511. Tests that log a client in
 revoke it again, so the shared laboratory's clients stay captive.
 """
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.lab
 
 PORTAL_HOSTS = frozenset({GATEWAY_LAN_ADDRESS, PORTAL_HOST})
 PORTAL_LINK_PREFIX = f"http://{GATEWAY_LAN_ADDRESS}/?t="
-# The origin echoes /x/... paths as text, so the probe's answer is known.
+# The origin echoes /x/... paths as text, so the probe's response is known.
 PROBE_URL = "http://origin.lab/x/probe"
 PROBE_OPTIONS = ["--probe-url", PROBE_URL, "--expect-body", "/x/probe", "--no-api"]
 
@@ -250,7 +250,7 @@ def capdet_verdict(lab: Lab) -> dict[str, Any]:
 
     capdet's command line has no option for its probe URLs (they name
     outside hosts), so the program calls its per-URL probe functions with
-    a laboratory URL and the origin's known answer as the expected one.
+    a laboratory URL and the origin's known response as the expected one.
     """
     pytest.importorskip("capdet", reason="captive-portal-detector is not installed")
     assert_captive(lab, "c1")

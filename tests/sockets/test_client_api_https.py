@@ -62,10 +62,10 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 class ApiServer:
-    """An HTTPS server that sends `answer` for every GET and records requests."""
+    """An HTTPS server that sends `response` for every GET and records requests."""
 
     def __init__(self, cert: Path, key: Path) -> None:
-        self.answer: tuple[int, str, bytes] = (
+        self.response: tuple[int, str, bytes] = (
             200,
             CAPTIVE_JSON,
             json.dumps(STATE).encode(),
@@ -85,14 +85,14 @@ class ApiServer:
         return f"https://127.0.0.1:{self.port}/capport/api"
 
     def send(self, document: Any, content_type: str = CAPTIVE_JSON) -> None:
-        self.answer = (200, content_type, json.dumps(document).encode())
+        self.response = (200, content_type, json.dumps(document).encode())
 
 
 def _handler_for(server: ApiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             server.accept_headers.append(self.headers.get("Accept"))
-            status, content_type, body = server.answer
+            status, content_type, body = server.response
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -157,8 +157,8 @@ def test_oversized_answer_rejected(
 def test_error_status_rejected(
     api_server: ApiServer, certificate: tuple[Path, Path]
 ) -> None:
-    api_server.answer = (503, "text/plain", b"down")
-    with pytest.raises(CaptiveApiError, match="answered 503"):
+    api_server.response = (503, "text/plain", b"down")
+    with pytest.raises(CaptiveApiError, match="responded with 503"):
         fetch_api_state(api_server.uri, ca_file=certificate[0])
 
 

@@ -1,9 +1,9 @@
 """The library integrations against a loopback portal: raise once, never retry a 511.
 
-The retry configurations are the common "retry every 5xx" ones, so that each
-test shows the difference our integration makes: without it a 511 is sent
-again and again; with it, it is sent once and raises
-NetworkAuthenticationRequired, while a 503 is still retried as before.
+The retry settings are the common "retry every 5xx" ones, so each test shows
+what the integration changes. Without it, a 511 is sent again and again. With
+it, a 511 is sent once and raises NetworkAuthenticationRequired, while a 503
+is still retried as before.
 """
 
 from __future__ import annotations

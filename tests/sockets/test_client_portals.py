@@ -33,7 +33,7 @@ CONTENT = b"the real content"
 class PortalServer:
     """A loopback HTTP server with one path per portal style.
 
-    is_open switches /gated and /probe from a 511 to their real answers,
+    is_open switches /gated and /probe from a 511 to their real responses,
     as a login would. requests counts the requests per path.
     """
 
@@ -93,7 +93,7 @@ class PortalServer:
             "</Redirect></WISPAccessGatewayParam>\n--></html>"
         ).encode()
 
-    def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
+    def response_for(self, path: str) -> tuple[int, dict[str, str], bytes]:
         """Return the status, headers and body for path."""
         html = {"Content-Type": "text/html; charset=utf-8"}
         text = {"Content-Type": "text/plain"}
@@ -138,7 +138,7 @@ def _handler_for(server: PortalServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             server.record(path, {k.lower(): v for k, v in self.headers.items()})
-            status, headers, body = server.answer(path)
+            status, headers, body = server.response_for(path)
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)

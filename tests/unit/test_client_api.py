@@ -1,4 +1,4 @@
-"""Checking RFC 8908 Captive Portal API answers."""
+"""Checking RFC 8908 Captive Portal API responses."""
 
 from __future__ import annotations
 

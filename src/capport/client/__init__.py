@@ -1,7 +1,7 @@
 """capport's client library: recognise captive portals and wait them out.
 
 Importing it needs none of the HTTP libraries it supports (requests,
-httpx, urllib3, aiohttp); their integrations live in
+httpx, urllib3, aiohttp). Their integrations live in
 capport.client.integrations and import only their own library.
 """
 

@@ -1,10 +1,10 @@
 """A client of the RFC 8908 Captive Portal API.
 
 The API is a JSON document (media type application/captive+json) served
-over HTTPS; RFC 8908 section 4 requires an https URI and a certificate the
+over HTTPS. RFC 8908 section 4 requires an https URI and a certificate the
 client verifies. parse_api_state() checks a document and is pure;
-fetch_api_state() does one request; CaptivePortalApi keeps the last valid
-state across refreshes, so a bad answer mid-session does not erase what the
+fetch_api_state() does one request. CaptivePortalApi keeps the last valid
+state across refreshes, so a bad response mid-session does not erase what the
 client knew.
 """
 
@@ -26,14 +26,14 @@ from capport.client.pages import absolute_url
 log = logging.getLogger("capport.client")
 
 CAPTIVE_JSON = "application/captive+json"
-# An API state is a handful of keys; a larger answer is not one.
+# An API state has a handful of keys, so a larger response cannot be one.
 MAX_API_BODY_BYTES = 4096
 DEFAULT_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
 class ApiState:
-    """The keys of an RFC 8908 section 5 API state that this client knows.
+    """The keys of an RFC 8908 section 5 API state that this client reads.
 
     Optional keys the server left out are None.
     """
@@ -59,17 +59,17 @@ class ApiState:
 
 
 def parse_api_state(body: bytes, content_type: str | None, uri: str) -> ApiState:
-    """Check an API answer and return its state; raise CaptiveApiError if invalid.
+    """Check an API response and return its state, or raise CaptiveApiError.
 
     Unknown keys are ignored, as RFC 8908 section 5 lets servers add keys.
-    A known key with a value of the wrong type makes the whole answer
+    A known key with a value of the wrong type makes the whole response
     invalid, because a client cannot tell which of its values to trust.
     uri resolves relative URLs and names the API in messages.
     """
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type != CAPTIVE_JSON:
         raise CaptiveApiError(
-            f"the Captive Portal API at {uri} answered with Content-Type "
+            f"the Captive Portal API at {uri} responded with Content-Type "
             f"{content_type!r}; expected {CAPTIVE_JSON}"
         )
     if len(body) > MAX_API_BODY_BYTES:
@@ -151,10 +151,11 @@ def _integer(document: dict[str, Any], key: str, uri: str) -> int | None:
 def fetch_api_state(
     uri: str, *, ca_file: Path | str | None = None, timeout: float = DEFAULT_TIMEOUT
 ) -> ApiState:
-    """GET the API state at uri, verifying its certificate; raise CaptiveApiError.
+    """Fetch the API state at uri and verify its certificate.
 
-    ca_file is a PEM file of trusted certificates; by default the system's
-    trust store is used. Redirects are not followed.
+    ca_file is a PEM file of trusted certificates, and the system's trust
+    store is used without one. Redirects are not followed. Raises
+    CaptiveApiError when the request fails or the response is invalid.
     """
     parts = urlsplit(uri)
     if parts.scheme.lower() != "https" or not parts.hostname:
@@ -187,7 +188,7 @@ def fetch_api_state(
         connection.close()
     if response.status != 200:
         raise CaptiveApiError(
-            f"the Captive Portal API at {uri} answered {response.status} "
+            f"the Captive Portal API at {uri} responded with {response.status} "
             f"{response.reason}; expected 200"
         )
     return parse_api_state(body, response.getheader("Content-Type"), uri)
@@ -197,7 +198,7 @@ class CaptivePortalApi:
     """The API state of one network, refreshed on request.
 
     The properties return the last valid state's values, or None before
-    the first successful refresh; last_error is the error of the latest
+    the first successful refresh. last_error is the error of the latest
     refresh if it failed.
     """
 
@@ -215,7 +216,7 @@ class CaptivePortalApi:
         self.last_error: CaptiveApiError | None = None
 
     def refresh(self) -> ApiState | None:
-        """Fetch the state; on failure keep the previous one and return it."""
+        """Fetch and return the state, or return the previous one on failure."""
         try:
             state = fetch_api_state(
                 self.uri, ca_file=self.ca_file, timeout=self.timeout

@@ -1,7 +1,7 @@
 """The `capport check` and `capport login` commands.
 
 Both probe the network as capport.client.connectivity describes. The main
-command line registers them; `python -m capport.client` runs them alone.
+command line registers them, and `python -m capport.client` runs them alone.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class _Command(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as error:
-            # click declares exit_code on the class; this error gets its own.
+            # click declares exit_code on the class, and this error gets its own.
             error.exit_code = EXIT_USAGE  # type: ignore[misc]
             raise
 
@@ -73,8 +73,8 @@ def _probe_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=DEFAULT_PROBE_URL,
             show_default=True,
             callback=_check_url,
-            help="URL whose answer on an open network is known, usually plain "
-            "http; redirects are not followed.",
+            help="URL whose response on an open network is known, usually plain "
+            "http. Redirects are not followed.",
         ),
         click.option(
             "--expect-status",
@@ -87,7 +87,7 @@ def _probe_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Text the probe's body starts with on an open network; an "
             "empty value expects no content (204). Default: NetworkManager's "
-            "answer for the default probe URL, otherwise any body.",
+            "response for the default probe URL, otherwise any body.",
         ),
         click.option(
             "--probe-timeout",
@@ -172,14 +172,14 @@ def check(
     """Tell whether this host is online, captive, limited or offline.
 
     Asks the RFC 8908 Captive Portal API when its URI is known, then
-    fetches the probe URL and compares the answer with the expected one.
+    fetches the probe URL and compares the response with the expected one.
 
     \b
     Exit status:
-      0  online: the probe got its expected answer
-      1  captive: a captive portal holds this host back (its URL is printed)
+      0  online: the probe got its expected response
+      1  captive: a captive portal blocks this host (its URL is printed)
       2  limited: the probe host resolves, but the probe fails or gets an
-         unexpected answer
+         unexpected response
       3  offline: the probe host does not resolve, or has no route
       4  invalid options
     """
@@ -230,7 +230,7 @@ def login(
 
     Prints the login page's URL (or opens it with --open) and checks the
     network, as `capport check` does, until the probe gets its expected
-    answer.
+    response.
 
     \b
     Exit status:
@@ -264,7 +264,7 @@ def _show_login_page(result: CheckResult, open_browser: bool) -> None:
         return
     click.echo(f"Log in at: {url}")
     if open_browser and not webbrowser.open(url):
-        click.echo("No browser could be started; open the address yourself.", err=True)
+        click.echo("No browser could be started. Open the address yourself.", err=True)
 
 
 def _wait(
@@ -273,7 +273,7 @@ def _wait(
     timeout: float,
     interval: float,
 ) -> float:
-    """Poll run_check with a progress display until online; return the seconds."""
+    """Poll run_check with a progress display until online, and return the seconds."""
     console = Console(stderr=True)
     with Progress(
         SpinnerColumn(),

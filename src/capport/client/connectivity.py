@@ -1,18 +1,18 @@
 """Checking whether this host is online, behind a captive portal, or neither.
 
 The check works the way NetworkManager and Chrome do: fetch a probe URL
-whose answer is known in advance, over plain HTTP and without following
+whose response is known in advance, over plain HTTP and without following
 redirects, and compare. When an RFC 8908 API URI is known, the API is asked
 first, because it states the network's view directly.
 
 States:
 
-- online: the probe got its expected answer;
-- captive: the API says "captive": true, or the probe's answer gives a
+- online: the probe got its expected response;
+- captive: the API returns "captive": true, or the probe's response gives a
   portal away (see capport.client.detect);
-- limited: something answers, but not the probe's expected answer and no
+- limited: something responds, but not the probe's expected response and no
   portal: the probe host resolves and then its connection fails, or the
-  probe gets an unexpected answer;
+  probe gets an unexpected response;
 - offline: the probe host does not resolve, or no route leads to it.
 """
 
@@ -53,7 +53,7 @@ Resolver = Callable[..., list[Any]]
 
 
 class State(enum.Enum):
-    """The outcome of a connectivity check."""
+    """The state of the network that a connectivity check reports."""
 
     ONLINE = "online"
     CAPTIVE = "captive"
@@ -63,7 +63,7 @@ class State(enum.Enum):
 
 @dataclass(frozen=True)
 class Probe:
-    """A URL whose answer on an open network is known in advance."""
+    """A URL whose response on an open network is known in advance."""
 
     url: str = DEFAULT_PROBE_URL
     expected: Expectation = DEFAULT_EXPECTATION
@@ -72,11 +72,11 @@ class Probe:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """What a connectivity check found, with the evidence for it.
+    """The outcome of a connectivity check, with the evidence for it.
 
     detail is one sentence for people. portal is set when captive.
-    http_status is the probe's status, if it got an answer. api is the
-    RFC 8908 state when the API answered.
+    http_status is the probe's status, if it got a response. api is the
+    RFC 8908 state when the API responded.
     """
 
     state: State
@@ -156,7 +156,7 @@ def _with_api(
 
 
 def probe_network(probe: Probe, resolve: Resolver = socket.getaddrinfo) -> CheckResult:
-    """Fetch the probe URL once and classify the network by its answer."""
+    """Fetch the probe URL once and classify the network by its response."""
     url = probe.url
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -174,23 +174,23 @@ def probe_network(probe: Probe, resolve: Resolver = socket.getaddrinfo) -> Check
     except OSError as error:
         return _failed(probe, error)
     except http.client.HTTPException as error:
-        detail = f"The probe {url} got an invalid HTTP answer: {error!r}."
+        detail = f"The probe {url} got an invalid HTTP response: {error!r}."
         return CheckResult(State.LIMITED, detail, url)
 
-    # Step 3: the answer.
-    return classify_answer(probe, status, headers, body)
+    # Step 3: the response.
+    return classify_response(probe, status, headers, body)
 
 
-def classify_answer(
+def classify_response(
     probe: Probe,
     status: int,
     headers: http.client.HTTPMessage | dict[str, str],
     body: bytes,
 ) -> CheckResult:
-    """Classify the probe's answer: expected, a portal, or something else."""
+    """Classify the probe's response: expected, a portal, or something else."""
     url = probe.url
     if probe.expected.matches(status, body):
-        detail = f"The probe {url} got its expected answer ({status})."
+        detail = f"The probe {url} got its expected response ({status})."
         return CheckResult(State.ONLINE, detail, url, http_status=status)
     parts = ResponseParts(
         status=status,

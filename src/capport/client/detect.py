@@ -7,18 +7,18 @@ decision needs, and return a Portal or None.
 The signs, strongest first:
 
 1. 511 Network Authentication Required. RFC 6585 section 6 reserves it for
-   intercepting proxies, so it is a portal whatever the body says; the body
+   intercepting proxies, so it marks a portal whatever the body contains. The body
    names the login page in a meta refresh or a link.
 2. A WISPr <WISPAccessGatewayParam> block with a LoginURL, in a 200 or a
    redirect. Only hotspot gateways send it.
-3. For a probe, whose expected answer is known: a 302, 303 or 307 that sends
+3. For a probe, whose expected response is known: a 302, 303 or 307 that sends
    the plain-HTTP request to another host, or a 200 with other content than
    expected and a meta refresh. Without an expectation neither is evidence,
    because ordinary sites redirect to other hosts (example.com to
    www.example.com) and serve pages with a meta refresh.
 
 401, 407 and every other status are left alone: they are the server's or a
-proxy's own answers, and the caller's library handles them as usual.
+proxy's own responses, and the caller's library handles them as usual.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def classify(
 ) -> Portal | None:
     """Return the portal that parts give away, or None for an ordinary response.
 
-    expected is the answer a probe gets on an open network; without it only
+    expected is the response a probe gets on an open network. Without it, only
     a 511 and WISPr XML count as evidence.
     """
     base = parts.request_url
@@ -144,7 +144,7 @@ async def raise_for_portal_async(
 def _found(portal: Portal | None) -> Portal | None:
     if portal is not None:
         log.debug(
-            "Captive portal detected by %s on %s; login page %s.",
+            "Captive portal detected by %s on %s, with login page %s.",
             portal.kind.value,
             portal.request_url,
             portal.url,

@@ -18,7 +18,7 @@ from capport.errors import CapportError
 class NetworkAuthenticationRequired(CapportError):
     """The network is captive: a person must log in before requests get through.
 
-    portal is what detection found; portal_url and api_uri repeat its login
+    portal is what detection found. portal_url and api_uri repeat its login
     URL and RFC 8908 API URI (either may be None). response is the HTTP
     response that gave the portal away, as the caller's library returned it.
     """
@@ -46,4 +46,4 @@ class AccessTimeout(CapportError, TimeoutError):
 
 
 class CaptiveApiError(CapportError):
-    """The RFC 8908 Captive Portal API was unreachable or sent an invalid answer."""
+    """The RFC 8908 Captive Portal API was unreachable or sent an invalid response."""

@@ -11,11 +11,11 @@ in its own format:
   4.4). Values are quoted strings or colon-separated hex bytes.
   dhclient appends each new lease, so the last block is the current one.
 - NetworkManager: /var/lib/NetworkManager/*.lease, in dhclient's format
-  when it runs dhclient; its internal client writes KEY=VALUE lines.
+  when it runs dhclient, and its internal client writes KEY=VALUE lines.
 - systemd-networkd: /run/systemd/netif/leases/IFINDEX, KEY=VALUE lines
   with CAPTIVE_PORTAL=.
 
-The parsers are pure; discover_api_uri() reads the files.
+The parsers are pure, and discover_api_uri() reads the files.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 log = logging.getLogger("capport.client")
 
-# RFC 8910 section 2: this value says the network has no captive portal.
+# RFC 8910 section 2: this value means the network has no captive portal.
 UNRESTRICTED = "urn:ietf:params:capport:unrestricted"
 
 DEFAULT_LEASE_PATTERNS = (
@@ -41,7 +41,7 @@ DEFAULT_LEASE_PATTERNS = (
 DHCLIENT_OPTION_NAMES = ("captive-portal", "unknown-114", "default-url")
 KEY_VALUE_NAMES = ("CAPTIVE_PORTAL", "CAPTIVEPORTAL")
 
-# Lease files are small; a larger one is read from its end, where the
+# Lease files are small. A larger one is read from its end, where the
 # newest lease is.
 MAX_LEASE_FILE_BYTES = 1024 * 1024
 
@@ -155,7 +155,7 @@ def discover_api_uri(paths: Iterable[Path] | None = None) -> LeaseOption | None:
 
     paths defaults to the lease files of dhclient, NetworkManager and
     systemd-networkd, newest first. Check LeaseOption.api_uri: it is None
-    when the network said it has no portal.
+    when the network announced that it has no portal.
     """
     # NOTE: a host with several interfaces has a lease file for each, and
     # the newest one that records option 114 wins, which may not be the

@@ -1,6 +1,6 @@
 """Reading portal pages: meta refresh, links, WISPr XML and Link headers.
 
-Pure functions on text already received; nothing here does I/O. Callers
+Pure functions on text already received, with no I/O. Callers
 cap the text they pass in, so the parsers need no limits of their own.
 """
 
@@ -90,7 +90,7 @@ def find_wispr_login_url(text: str) -> str | None:
     cdata = _CDATA.match(value)
     if cdata is not None:
         return cdata.group(1).strip() or None
-    # Outside CDATA, XML escapes "&" as "&amp;"; html.unescape decodes the
+    # Outside CDATA, XML escapes "&" as "&amp;", and html.unescape decodes the
     # five XML entities and numeric references alike.
     return html.unescape(value) or None
 
@@ -99,21 +99,21 @@ def find_link(header: str, relation: str) -> str | None:
     """Return the target of the first link in a Link header with rel=relation.
 
     A rel parameter may hold several space-separated relation types
-    (RFC 8288 section 3.3); they are compared case-insensitively.
+    (RFC 8288 section 3.3), compared case-insensitively.
     """
-    wanted = relation.lower()
+    target_relation = relation.lower()
     for match in _LINK_VALUE.finditer(header):
         for name, value in _LINK_PARAM.findall(match.group(2)):
             if name.lower() != "rel":
                 continue
             relations = value.strip('"').lower().split()
-            if wanted in relations:
+            if target_relation in relations:
                 return match.group(1).strip()
     return None
 
 
 def absolute_url(base: str | None, target: str) -> str | None:
-    """Resolve target against base; return it only if it is an http(s) URL.
+    """Resolve target against base, and return it only if it is an http(s) URL.
 
     Anything else (`javascript:`, `data:`, a relative target with no base)
     is no place to send a person to log in, so it gives None.

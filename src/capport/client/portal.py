@@ -1,4 +1,4 @@
-"""What a detection found, and what a probe expects to receive.
+"""Detection results, and the responses that probes expect.
 
 Plain values with no I/O, shared by detection, the connectivity check and
 the integrations.
@@ -44,7 +44,7 @@ class Portal:
     request_url: str | None = None
 
     def describe(self) -> str:
-        """Return one sentence that tells a person where to log in."""
+        """Return one sentence for a person: where to log in."""
         if self.url:
             return f"This network requires a login at {self.url}"
         return (
@@ -55,7 +55,7 @@ class Portal:
 
 @dataclass(frozen=True)
 class Expectation:
-    """The answer a connectivity probe receives when the network is open.
+    """The response a connectivity probe receives when the network is open.
 
     status is the expected HTTP status. body, when not None, is the text the
     response body must start with, the rule NetworkManager applies to its

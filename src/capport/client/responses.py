@@ -5,9 +5,9 @@ module their type comes from, so none of those libraries is imported here:
 a caller that has a response already has its library loaded.
 
 Reading a body is the delicate part. A response whose body is already in
-memory is sliced. A streamed body that nobody has read yet is read up to
+memory is sliced. A streamed body that the caller has not read yet is read up to
 MAX_BODY_BYTES and stored back on the response, so that the caller's own
-`.content`, `.text` or `.data` still work afterwards; a longer body is cut
+`.content`, `.text` or `.data` still work afterwards. A longer body is cut
 at that length and its connection closed, because no portal page needs
 more and a hostile network must not make the client buffer without limit.
 """
@@ -29,7 +29,7 @@ BODY_STATUSES = frozenset({302, 303, 307, 511})
 
 @dataclass(frozen=True)
 class ResponseParts:
-    """What detection needs from a response, in plain values.
+    """The parts of a response that detection reads, as plain values.
 
     body is None when detection did not need it or it was no longer
     available (a stream the caller had already consumed).
@@ -64,7 +64,7 @@ def header_value(headers: Any, name: str) -> str | None:
     """
     for method in ("getall", "get_list", "getlist"):
         # aiohttp's CIMultiDict, httpx.Headers and urllib3's HTTPHeaderDict
-        # keep repeated headers apart; their .get() would drop or merge them.
+        # keep repeated headers apart, and their .get() would drop or merge them.
         getter = getattr(headers, method, None)
         if getter is not None:
             values = getter(name, []) if method == "getall" else getter(name)
@@ -73,8 +73,8 @@ def header_value(headers: Any, name: str) -> str | None:
         pairs: Iterable[tuple[str, str]] = headers.items()
     else:
         pairs = headers
-    wanted = name.lower()
-    found = [str(value) for key, value in pairs if str(key).lower() == wanted]
+    target_name = name.lower()
+    found = [str(value) for key, value in pairs if str(key).lower() == target_name]
     return ", ".join(found) if found else None
 
 
@@ -84,7 +84,7 @@ def read_parts(
     """Return the ResponseParts of a response, reading its body if needed.
 
     Raises TypeError for an asynchronous response whose body has not been
-    read yet; use aread_parts for those.
+    read yet. Use aread_parts for those.
     """
     library = library_of(response)
     status, url, headers = _status_url_headers(response, library)
@@ -148,8 +148,8 @@ def _urllib3_url(response: Any) -> str | None:
     pool = getattr(response, "_pool", None)
     if not url or not url.startswith("/") or pool is None:
         return url
-    # A connection pool records only the request target; the pool that
-    # sent it knows the scheme, host and port.
+    # A pooled response records only the request target, so the scheme,
+    # host and port come from the pool that sent it.
     host = f"[{pool.host}]" if ":" in pool.host else pool.host
     default_port = 443 if pool.scheme == "https" else 80
     port = "" if pool.port in (None, default_port) else f":{pool.port}"
@@ -210,7 +210,7 @@ def _read_requests_body(response: Any) -> bytes:
 
 
 def _httpx_is_sync(response: Any) -> bool:
-    # Streams of sync clients are iterable; those of AsyncClient only
+    # Streams of sync clients are iterable, and those of AsyncClient only
     # asynchronously iterable. A body given as bytes supports both.
     return hasattr(response.stream, "__iter__")
 
@@ -233,7 +233,7 @@ def _read_httpx_body(response: Any) -> bytes | None:
         if size > MAX_BODY_BYTES:
             break
     data = b"".join(chunks)
-    # httpx keeps a read body in _content; response.content returns it.
+    # httpx keeps a read body in _content, which response.content returns.
     response._content = data[:MAX_BODY_BYTES]
     if size > MAX_BODY_BYTES:
         response.close()
@@ -263,7 +263,7 @@ def _read_urllib3_body(response: Any) -> bytes:
     if body is not None:
         return bytes(body[:MAX_BODY_BYTES])
     data = response.read(MAX_BODY_BYTES + 1, decode_content=True)
-    # urllib3 keeps a cached body in _body; response.data returns it.
+    # urllib3 keeps a cached body in _body, which response.data returns.
     response._body = data[:MAX_BODY_BYTES]
     if len(data) > MAX_BODY_BYTES:
         response.close()
@@ -279,8 +279,8 @@ async def _read_aiohttp_body(response: Any) -> bytes:
         if not chunk:
             break
         data += chunk
-    # aiohttp keeps a read body in _body; response.read() and .text()
-    # return it.
+    # aiohttp keeps a read body in _body, which response.read() and
+    # .text() return.
     response._body = data[:MAX_BODY_BYTES]
     if len(data) > MAX_BODY_BYTES:
         response.close()

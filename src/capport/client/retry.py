@@ -7,7 +7,7 @@
 When send() raises NetworkAuthenticationRequired, retry_after_login calls
 on_portal (by default: print where to log in), polls check until the
 network is open, with back-off and a deadline, and calls send() once more.
-A second portal answer, or any other error, propagates to the caller.
+A second portal response, or any other error, propagates to the caller.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Backoff:
 def notify(
     portal: Portal, *, open_browser: bool = False, file: TextIO | None = None
 ) -> None:
-    """Tell the person where to log in; open the page in a browser if asked.
+    """Tell the person where to log in, and open the page in a browser if asked.
 
     Writes to file, standard error by default, so that a program's own
     output stays clean.
@@ -64,7 +64,7 @@ def notify(
     stream = file if file is not None else sys.stderr
     print(f"{portal.describe()}.", file=stream, flush=True)
     if open_browser and portal.url and not webbrowser.open(portal.url):
-        print("No browser could be started; open the address yourself.", file=stream)
+        print("No browser could be started. Open the address yourself.", file=stream)
     print("Waiting for the network to open...", file=stream, flush=True)
 
 
@@ -94,7 +94,7 @@ def wait_for_access(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> float:
-    """Call check until it returns True; return the seconds that took.
+    """Call check until it returns True, and return the seconds that took.
 
     Checks once at once, then after each of backoff's delays, never
     sleeping past the deadline. Raises AccessTimeout when timeout seconds
@@ -155,7 +155,7 @@ def retry_after_login(
     timeout: float = DEFAULT_TIMEOUT,
     backoff: Backoff = Backoff(),
 ) -> T:
-    """Call send(); after a captive portal, wait for access and call it once more.
+    """Call send(), and after a captive portal wait for access and call it again.
 
     check defaults to default_check(portal). Raises AccessTimeout if the
     network stays closed for timeout seconds.
@@ -164,10 +164,10 @@ def retry_after_login(
         return send()
     except NetworkAuthenticationRequired as error:
         portal = error.portal
-    log.info("Captive portal on %s; waiting for a login.", portal.request_url)
+    log.info("Captive portal on %s, waiting for a login.", portal.request_url)
     on_portal(portal)
     waited = wait_for_access(check or default_check(portal), timeout, backoff)
-    log.info("The network opened after %.1f s; retrying the request once.", waited)
+    log.info("The network opened after %.1f s, retrying the request once.", waited)
     return send()
 
 
@@ -179,15 +179,15 @@ async def retry_after_login_async(
     timeout: float = DEFAULT_TIMEOUT,
     backoff: Backoff = Backoff(),
 ) -> T:
-    """Await send(); after a captive portal, wait for access and await it once more."""
+    """Await send(), and after a captive portal wait for access and await it again."""
     try:
         return await send()
     except NetworkAuthenticationRequired as error:
         portal = error.portal
-    log.info("Captive portal on %s; waiting for a login.", portal.request_url)
+    log.info("Captive portal on %s, waiting for a login.", portal.request_url)
     on_portal(portal)
     waited = await wait_for_access_async(
         check or default_check(portal), timeout, backoff
     )
-    log.info("The network opened after %.1f s; retrying the request once.", waited)
+    log.info("The network opened after %.1f s, retrying the request once.", waited)
     return await send()
