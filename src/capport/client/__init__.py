@@ -24,6 +24,7 @@ from capport.client.portal import DetectionKind, Expectation, Portal
 from capport.client.retry import (
     Backoff,
     notify,
+    notify_with_browser,
     retry_after_login,
     retry_after_login_async,
     wait_for_access,
@@ -50,6 +51,7 @@ __all__ = [
     "discover_api_uri",
     "fetch_api_state",
     "notify",
+    "notify_with_browser",
     "raise_for_portal",
     "raise_for_portal_async",
     "retry_after_login",
