@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from capport import __version__
+from capport.client.commands import check, login
 from capport.config import ControlSection, load_config
 from capport.controlclient import ControlClient
 from capport.errors import CapportError
@@ -122,6 +123,8 @@ def revoke(mac: str, config_path: Path, socket_path: Path | None) -> None:
 
 
 main.add_command(lab_group)
+main.add_command(check)
+main.add_command(login)
 
 
 def _control(config_path: Path, socket_path: Path | None) -> ControlClient:
