@@ -61,11 +61,13 @@ def test_fake_device_index_out_of_range(index: int) -> None:
 
 
 def test_macvlan_commands() -> None:
-    lines = macvlan_commands([linked_device(0), linked_device(1)], "eth0")
-    assert lines[:4] == [
+    devices = [linked_device(0), linked_device(1)]
+    lines = macvlan_commands(devices, "eth0", "02:00:00:00:00:01")
+    assert lines[:5] == [
         "link add mv0 link eth0 address 02:b0:00:00:00:00 type macvlan mode bridge",
         "address add 198.18.0.16/15 dev mv0",
         "link set mv0 up",
         "route add default via 198.18.0.1 dev mv0 metric 1000",
+        "neigh add 198.18.0.1 lladdr 02:00:00:00:00:01 dev mv0 nud permanent",
     ]
-    assert lines[7] == "route add default via 198.18.0.1 dev mv1 metric 1001"
+    assert lines[8] == "route add default via 198.18.0.1 dev mv1 metric 1001"

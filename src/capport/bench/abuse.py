@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from capport.bench.devices import DEVICE_GATEWAY
 from capport.bench.figures import Figure, Result
 from capport.bench.process import RssSampler, rss_megabytes
 from capport.bench.settings import Settings
@@ -28,7 +29,8 @@ NAME = "abuse"
 TITLE = "5. Memory under abuse: idle and slow connections"
 
 # The slow half sends this much of an unfinished header line at once, half
-# of the default max_header_bytes, so each holds a partial head in memory.
+# of the default max_header_bytes, so the responder keeps a partial head of
+# that size for each of them.
 PARTIAL_HEADER_BYTES = 8192
 # Seconds past header_timeout that the connections are held, so the
 # responder's sweep has had time to close every one of them.
@@ -38,6 +40,7 @@ HOLD_MARGIN_SECONDS = 3.0
 def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Result:
     result = Result(NAME, TITLE)
     limits = load_config(testbed.lab.config_path).responder
+
     per_device = math.ceil(settings.abuse_connections / settings.abuse_devices)
     if per_device > limits.max_connections_per_client:
         raise BenchError(
@@ -47,9 +50,11 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
         )
     step(f"creating {settings.abuse_devices} simulated devices")
     devices = testbed.add_devices(settings.abuse_devices)
+
     hold_seconds = limits.header_timeout + HOLD_MARGIN_SECONDS
     request = {
         "devices": [device.to_json() for device in devices],
+        "gateway": str(DEVICE_GATEWAY),
         "per_device": per_device,
         "target": f"{UPSTREAM_ADDRESS}:80",
         "slow_fraction": 0.5,
@@ -58,9 +63,11 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
     }
     pid = testbed.gateway_pid
     baseline = rss_megabytes(pid)
+
     step(f"holding {per_device * len(devices):,} connections for {hold_seconds:.0f} s")
     with RssSampler(pid) as sampler:
         observed = _hold(testbed, request, hold_seconds, result)
+
     step("waiting for the responder to release them")
     time.sleep(2.0)
     after = rss_megabytes(pid)
@@ -90,7 +97,7 @@ def _hold(
         if opened.get("event") != "opened":
             errors = process.stderr.read() if process.stderr else ""
             raise BenchError(f"the load generator failed: {errors.strip()[-1000:]}")
-        held = _responder_connections(testbed)
+        established = _responder_connections(testbed)
         probe = _probe(testbed)
         final = json.loads(process.stdout.readline() or "{}")
         process.wait(timeout=hold_seconds + 30)
@@ -100,7 +107,7 @@ def _hold(
             process.wait()
     if "opened" not in final:
         raise BenchError(f"the load generator printed no result: {final!r}")
-    return {**final, "held": held, "probe": probe}
+    return {**final, "established": established, "probe": probe}
 
 
 def _responder_connections(testbed: Testbed) -> int:
@@ -138,13 +145,13 @@ def _judge(
     after: float,
     observed: dict[str, Any],
 ) -> None:
-    held = observed["held"]
+    established = observed["established"]
     opened = observed["opened"]
-    growth_kb = (peak - baseline) * 1000 / held if held else math.nan
+    growth_kb = (peak - baseline) * 1000 / established if established else math.nan
     status, probe_seconds = observed["probe"]
     result.figures += [
         Figure(
-            name=f"resident memory with {held:,} idle or slow connections",
+            name=f"resident memory with {established:,} idle or slow connections",
             value=peak,
             unit="MB",
             measured=(
@@ -164,7 +171,7 @@ def _judge(
         f"The load generator opened {opened:,} connections ({observed['slow']:,} "
         f"slow, each with a {PARTIAL_HEADER_BYTES:,}-byte unfinished header line) "
         f"in {observed['open_seconds']:.2f} s; {observed['failed']} failed to "
-        f"open. The responder held {held:,} of them established at once. By the "
+        f"open. The responder had {established:,} of them established at once. By the "
         f"end of the hold it had closed {observed['closed_by_server']:,}.",
         "The bound: the responder accepts at most max_connections "
         f"({limits.max_connections:,}) connections, max_connections_per_client "

@@ -71,7 +71,7 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
             _install(testbed, settings.other_devices)
         _judge(result, settings, with_capport, without, granted)
         if result.figures[0].met is False:
-            _diagnose(testbed, settings, result, step, without)
+            _diagnose(testbed, settings, result, step)
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -93,7 +93,6 @@ def _diagnose(
     settings: Settings,
     result: Result,
     step: Callable[[str], None],
-    without: list[IperfResult],
 ) -> None:
     """Measure the parts of capport's table separately, to show which one costs.
 
@@ -103,8 +102,10 @@ def _diagnose(
     with an empty set, separate the two.
     """
     config = str(testbed.lab.config_path)
-    rates: dict[str, list[IperfResult]] = {"no rules (reference)": without}
+    rates: dict[str, list[IperfResult]] = {}
     testbed.worker("gw", WORKER, ["uninstall", config])
+    step("diagnosis: no rules")
+    rates["no rules"] = _rounds(testbed, settings, result)
     testbed.run("gw", ["nft", "-f", "-"], input=CONNTRACK_TABLE)
     try:
         step("diagnosis: connection tracking alone")
@@ -118,10 +119,11 @@ def _diagnose(
     step(f"diagnosis: capport's table with {settings.other_devices:,} devices")
     label = f"capport's table, c2 and {settings.other_devices:,} others"
     rates[label] = _rounds(testbed, settings, result)
-    reference = median([run.gigabits_per_second for run in without])
+    reference = median([run.gigabits_per_second for run in rates["no rules"]])
     lines = [
-        "To find which part of the table costs throughput, the configurations "
-        "were measured again one after another:",
+        "To find which part of the table costs throughput, these "
+        f"configurations were measured one after another, {settings.diagnosis_rounds} "
+        "round(s) each:",
         "",
         "| configuration | median Gbit/s | ratio to no rules |",
         "| --- | --- | --- |",
@@ -138,14 +140,19 @@ def _diagnose(
 
 
 def _rounds(testbed: Testbed, settings: Settings, result: Result) -> list[IperfResult]:
-    return [_iperf(testbed, settings, result) for _ in range(settings.iperf_rounds)]
+    return [_iperf(testbed, settings, result) for _ in range(settings.diagnosis_rounds)]
 
 
 def log_in(testbed: Testbed, role: str) -> None:
     """Click through the portal from client role's own interface."""
-    device = {"interface": "eth0", "ip": CLIENT_ADDRESSES[role]}
+    device = {
+        "interface": "eth0",
+        "mac": CLIENT_MACS[role],
+        "ip": CLIENT_ADDRESSES[role],
+    }
     request = {
         "devices": [device],
+        "gateway": GATEWAY_LAN_ADDRESS,
         "concurrency": 1,
         "portal": f"{GATEWAY_LAN_ADDRESS}:80",
         "upstream": f"{UPSTREAM_ADDRESS}:443",

@@ -70,12 +70,20 @@ def fake_devices(count: int) -> list[Device]:
     return [fake_device(index) for index in range(count)]
 
 
-def macvlan_commands(devices: list[LinkedDevice], parent: str) -> list[str]:
+def macvlan_commands(
+    devices: list[LinkedDevice], parent: str, gateway_mac: str
+) -> list[str]:
     """Return `ip -batch` lines that create devices on top of parent.
 
     Each device gets the whole /15 as its on-link network and a default
     route through the gateway. A socket bound to the interface
     (SO_BINDTODEVICE) then uses that route and the interface's MAC address.
+
+    The gateway's MAC is entered as a permanent neighbour of each device.
+    Linux keeps one IPv4 neighbour table for all network namespaces and
+    refuses new dynamic entries beyond gc_thresh3 (1,024 by default) when
+    none can be evicted. A permanent entry does not count towards that
+    limit, so only the gateway's entries for the devices do.
     """
     prefix = DEVICE_NETWORK.prefixlen
     lines = []
@@ -88,6 +96,7 @@ def macvlan_commands(devices: list[LinkedDevice], parent: str) -> list[str]:
             f"link set {name} up",
             f"route add default via {DEVICE_GATEWAY} dev {name} "
             f"metric {ROUTE_METRIC_BASE + device.index}",
+            f"neigh add {DEVICE_GATEWAY} lladdr {gateway_mac} dev {name} nud permanent",
         ]
     return lines
 

@@ -1,10 +1,10 @@
 """Benchmark 3: how fast a login takes effect, and logins per second.
 
-Simulated devices in client c2, each a macvlan interface with its own MAC
-and address, click through the portal: GET the splash page, POST Accept
-with its CSRF token, and on the 303 open a new TCP connection to the
-upstream host. The connection completes only once the gateway forwards
-its first packet, because a captive device's TCP is reset.
+Simulated devices in client c2 click through the portal. Each is a macvlan
+interface with its own MAC and address. It requests the splash page, POSTs
+Accept with the page's CSRF token, and on the 303 opens a new TCP
+connection to the upstream host. That connection completes only once the
+gateway forwards its first packet, because a captive device's TCP is reset.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from capport.bench.causes import describe_cpu_profile
-from capport.bench.devices import LinkedDevice
+from capport.bench.devices import DEVICE_GATEWAY, LinkedDevice
 from capport.bench.figures import (
     Figure,
     Result,
@@ -36,11 +36,14 @@ TITLE = "3. Login latency and logins per second"
 # device's port 80 is redirected to the responder and would connect anyway.
 UPSTREAM = f"{UPSTREAM_ADDRESS}:443"
 PORTAL = f"{GATEWAY_LAN_ADDRESS}:80"
+# Linux evicts a neighbour entry to make room only after it went this long
+# without an update (neigh_forced_gc in net/core/neighbour.c).
+NEIGHBOUR_AGE_SECONDS = 6.0
 
 
 @dataclass(frozen=True, slots=True)
 class LoginSummary:
-    """What a batch of logins measured, in milliseconds and logins per second."""
+    """The measurements of a batch of logins, in milliseconds and logins per second."""
 
     attempted: int
     succeeded: int
@@ -59,7 +62,7 @@ def summarise_logins(logins: list[dict[str, Any]]) -> LoginSummary:
     """Reduce the load generator's per-login records to a LoginSummary.
 
     The rate counts the logins that succeeded over the time from the first
-    splash request to the last Accept answer. A late grant is a login whose
+    splash request to the last Accept response. A late grant is a login whose
     first upstream connection was still rejected after the 303.
     """
     done = [login for login in logins if "error" not in login]
@@ -101,6 +104,7 @@ def _logins(
 ) -> LoginSummary:
     request = {
         "devices": [device.to_json() for device in devices],
+        "gateway": str(DEVICE_GATEWAY),
         "concurrency": concurrency,
         "portal": PORTAL,
         "upstream": UPSTREAM,
@@ -144,10 +148,10 @@ def _judge(
     )
     for summary in (latency, load):
         if summary.errors:
-            shown = "; ".join(summary.errors[:3])
+            examples = "; ".join(summary.errors[:3])
             result.notes.append(
                 f"{len(summary.errors)} of {summary.attempted} logins failed, "
-                f"for example: {shown}"
+                f"for example: {examples}"
             )
         if summary.late_grants:
             result.notes.append(
@@ -181,6 +185,10 @@ def _profile(
         result.notes.append(INSTALL_HINT)
         return
     step(f"profiling the daemon during {settings.profile_logins} logins")
+    # The gateway's neighbour entries of the devices that logged in so far
+    # may be evicted once they are 5 s old, which makes room for the new
+    # devices' entries below the kernel's gc_thresh3.
+    time.sleep(NEIGHBOUR_AGE_SECONDS)
     devices = testbed.add_devices(settings.profile_logins)
     pid = testbed.gateway_pid
     output = testbed.lab.state_dir / "profile-logins.txt"

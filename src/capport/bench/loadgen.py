@@ -3,9 +3,10 @@
     python -m capport.bench.loadgen login < request.json
     python -m capport.bench.loadgen hold < request.json
 
-The request names simulated devices (interface, MAC, IP). Every socket is
-bound to its device's interface (SO_BINDTODEVICE), so the gateway sees the
-device's own MAC and IP address. The result is one JSON object on the last
+The request names simulated devices (interface, MAC, IP) and the address of
+their gateway. Every socket is bound to its device's interface
+(SO_BINDTODEVICE), so the gateway receives the device's own MAC and IP
+address. The result is one JSON object on the last
 line of standard output; `hold` prints an {"event": "opened"} line first,
 once every connection is open.
 """
@@ -18,9 +19,10 @@ import json
 import re
 import resource
 import socket
+import struct
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,6 +44,42 @@ Address = tuple[str, int]
 def _address(text: str) -> Address:
     host, _, port = text.rpartition(":")
     return host, int(port)
+
+
+class Announcer:
+    """Sends ARP requests from the devices' interfaces through one packet socket.
+
+    One socket serves every device, because closing a packet socket waits
+    for an RCU grace period (milliseconds) and would stall the event loop.
+    """
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def announce(self, device: dict[str, str], gateway: str) -> None:
+        self._sock.sendto(arp_request(device, gateway), (device["interface"], 0))
+
+
+def arp_request(device: dict[str, str], gateway: str) -> bytes:
+    """Return the Ethernet frame of an ARP request for gateway from device.
+
+    The devices know the gateway's MAC from a permanent neighbour entry, so
+    without this the gateway would learn a device only by broadcasting its
+    own ARP request, which every macvlan interface in the namespace
+    receives. A host that joins a network asks for its gateway instead, and
+    the gateway records the sender's MAC from that request.
+    """
+    mac = bytes.fromhex(device["mac"].replace(":", ""))
+    ip = socket.inet_aton(device["ip"])
+    # Ethernet header, then an ARP request (RFC 826): Ethernet and IPv4
+    # address types and sizes, operation 1.
+    frame = b"\xff" * 6 + mac + b"\x08\x06"
+    frame += struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+    frame += mac + ip + b"\x00" * 6 + socket.inet_aton(gateway)
+    return frame
 
 
 async def _connect(device: dict[str, str], address: Address) -> socket.socket:
@@ -82,7 +120,10 @@ async def _exchange(
 
 
 async def login(
-    device: dict[str, str], portal: Address, upstream: Address
+    device: dict[str, str],
+    portal: Address,
+    upstream: Address,
+    announce: Callable[[dict[str, str]], None],
 ) -> dict[str, Any]:
     """Click through the portal as device, then open a connection upstream.
 
@@ -91,10 +132,12 @@ async def login(
     completed its handshake, so the gateway forwarded its first packet.
     """
     host = f"{portal[0]}:{portal[1]}".encode()
+    started = time.perf_counter()
+    announce(device)
     sock = await _connect(device, portal)
     reader, writer = await asyncio.open_connection(sock=sock)
     try:
-        started = time.perf_counter()
+        connected = time.perf_counter()
         splash = b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host
         status, _, body = await _exchange(reader, writer, splash)
         token = _CSRF.search(body)
@@ -119,6 +162,7 @@ async def login(
     forwarded = time.perf_counter()
     return {
         "started": started,
+        "connected": connected,
         "posted": posted,
         "answered": answered,
         "forwarded": forwarded,
@@ -144,16 +188,23 @@ async def run_logins(request: dict[str, Any]) -> dict[str, Any]:
     portal = _address(request["portal"])
     upstream = _address(request["upstream"])
     limit = asyncio.Semaphore(int(request["concurrency"]))
+    announcer = Announcer()
+
+    def announce(device: dict[str, str]) -> None:
+        announcer.announce(device, request["gateway"])
 
     async def one(device: dict[str, str]) -> dict[str, Any]:
         async with limit:
             try:
-                return await login(device, portal, upstream)
+                return await login(device, portal, upstream, announce)
             except (TimeoutError, LoginFailed, OSError, ValueError) as error:
                 return {"error": f"{device['interface']}: {error!r}"}
 
     started = time.perf_counter()
-    logins = await asyncio.gather(*(one(device) for device in request["devices"]))
+    try:
+        logins = await asyncio.gather(*(one(device) for device in request["devices"]))
+    finally:
+        announcer.close()
     return {"logins": logins, "seconds": time.perf_counter() - started}
 
 
@@ -163,9 +214,9 @@ async def run_logins(request: dict[str, Any]) -> dict[str, Any]:
 async def hold(request: dict[str, Any]) -> dict[str, Any]:
     """Open connections that send no request or a request that never ends.
 
-    Half of them (slow_fraction) send a request head that stops in the
-    middle of a header line and then add one byte a second; the rest stay
-    idle. All are held for hold_seconds, counting those the server closes.
+    A slow_fraction of them send a request head that stops in the middle of
+    a header line, then add one byte a second. The rest stay idle. All are
+    kept open for hold_seconds, and those the server closes are counted.
     """
     target = _address(request["target"])
     per_device = int(request["per_device"])
@@ -189,6 +240,10 @@ async def hold(request: dict[str, Any]) -> dict[str, Any]:
                 writer.write(partial)
             connections.append((reader, writer, slow))
 
+    announcer = Announcer()
+    for device in request["devices"]:
+        announcer.announce(device, request["gateway"])
+    announcer.close()
     started = time.perf_counter()
     jobs: list[Coroutine[Any, Any, None]] = []
     for device in request["devices"]:

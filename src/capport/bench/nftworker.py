@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import json
 import subprocess
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from capport.bench.devices import fake_devices
+from capport.bench.parsing import parse_status_kilobytes, short_path
 from capport.config import Config, load_config
 from capport.enforce.base import Grant
 from capport.enforce.nftables import NftablesEnforcer
@@ -137,11 +139,23 @@ async def reconcile(config: Config, trace_memory: bool) -> dict[str, Any]:
         }
         if trace_memory:
             result["memory"] = _memory_top(limit=10)
+        else:
+            result["rss_megabytes"] = _rss_megabytes()
+            # glibc keeps freed memory in its heap; malloc_trim returns what
+            # it can to the kernel, which shows how much of the resident
+            # memory is live data and how much is freed but kept.
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            result["rss_after_trim_megabytes"] = _rss_megabytes()
         neighbours.close()
         enforcer.close()
     finally:
         await store.close()
     return result
+
+
+def _rss_megabytes() -> float:
+    status = Path("/proc/self/status").read_text()
+    return parse_status_kilobytes(status, "VmRSS") * 1024 / 1e6
 
 
 def _memory_top(limit: int) -> dict[str, Any]:
@@ -152,7 +166,7 @@ def _memory_top(limit: int) -> dict[str, Any]:
         frame = stat.traceback[0]
         sites.append(
             {
-                "site": f"{frame.filename}:{frame.lineno}",
+                "site": f"{short_path(frame.filename)}:{frame.lineno}",
                 "bytes": stat.size,
                 "count": stat.count,
             }

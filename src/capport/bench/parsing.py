@@ -207,10 +207,9 @@ def top_profile_entries(
     """Rank the functions of py-spy's raw output by their own samples.
 
     Each line is "frame;frame;... count", outermost frame first. A
-    function's own share counts the samples where it is the innermost
-    frame; its total share counts every sample it appears in, once per
-    sample even when it recurses. Returns the number of samples and the top
-    entries.
+    function's own share counts the samples where it is the innermost frame.
+    Its total share counts every sample it appears in, once per sample even
+    when it recurses. Returns the number of samples and the top entries.
     """
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -242,12 +241,12 @@ def _function_name(frame: str) -> str:
     if match is None:
         return frame.strip()
     function, path = match.groups()
-    return f"{function} ({_short_path(path)})"
+    return f"{function} ({short_path(path)})"
 
 
-def _short_path(path: str) -> str:
-    # Keep the part from the package directory on, which is what a reader
-    # looks up; the virtual environment's prefix says nothing.
+def short_path(path: str) -> str:
+    """Return path from its package directory on, as a reader looks it up."""
+    # The prefix of the virtual environment or the checkout is left out.
     for marker in ("/site-packages/", "/src/", "/lib/python3."):
         if marker in path:
             tail = path.split(marker, 1)[1]

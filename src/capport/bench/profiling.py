@@ -19,7 +19,7 @@ from capport.bench.figures import Profile
 from capport.bench.parsing import top_profile_entries
 from capport.bench.testbed import BenchError
 
-SAMPLE_RATE = 250
+SAMPLE_RATE = 500
 INSTALL_HINT = (
     "py-spy is not installed, so no profile was taken; install it with "
     "`.venv/bin/pip install py-spy` and run the benchmark again"

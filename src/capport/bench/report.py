@@ -18,7 +18,7 @@ from capport.bench.figures import Figure, Profile, Result
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
-    """Where and how a benchmark run happened."""
+    """The command, time, machine and versions of one benchmark run."""
 
     command: str
     started: datetime

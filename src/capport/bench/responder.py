@@ -200,8 +200,8 @@ def _measure(
     wrk = parse_wrk(output)
     if wrk.non_2xx != wrk.requests:
         raise BenchError(
-            f"{server} answered {wrk.requests - wrk.non_2xx} of {wrk.requests} "
-            "requests with 2xx or 3xx instead of 511; the client is not captive"
+            f"{server} returned 2xx or 3xx to {wrk.requests - wrk.non_2xx} of "
+            f"{wrk.requests} requests instead of 511; the client is not captive"
         )
     if server == "capport" and "Rejected a connection" in testbed.log_since(log_offset):
         raise BenchError(

@@ -45,7 +45,7 @@ class Benchmark:
 
 
 # In running order. The responder and abuse benchmarks need client c1
-# captive, so they come before any login; the scale benchmark fills the
+# captive, so they come before any login. The scale benchmark fills the
 # store with 100,000 sessions, so it comes last.
 BENCHMARKS = (
     Benchmark(responder.NAME, responder.TITLE, responder.run, 35),

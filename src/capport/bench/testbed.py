@@ -34,7 +34,7 @@ from capport.bench.devices import (
 )
 from capport.errors import CapportError
 from capport.lab import Lab, down, up
-from capport.lab.topology import GATEWAY_WAN_ADDRESS, LAN_INTERFACE
+from capport.lab.topology import GATEWAY_LAN_MAC, GATEWAY_WAN_ADDRESS, LAN_INTERFACE
 
 log = logging.getLogger("capport.bench")
 
@@ -126,7 +126,8 @@ class Testbed:
             for index in range(self._next_device, self._next_device + count)
         ]
         self._next_device += count
-        batch = "\n".join(macvlan_commands(devices, "eth0")) + "\n"
+        commands = macvlan_commands(devices, "eth0", GATEWAY_LAN_MAC)
+        batch = "\n".join(commands) + "\n"
         namespace = self.lab.namespace(DEVICE_ROLE)
         run_checked(["ip", "-n", namespace, "-batch", "-"], input=batch)
         return devices
@@ -168,6 +169,7 @@ def open_testbed(prefix: str = BENCH_PREFIX) -> Iterator[Testbed]:
 def _prepare(testbed: Testbed) -> None:
     lab = testbed.lab
     gateway = lab.namespace("gw")
+
     device_prefix = DEVICE_NETWORK.prefixlen
     run_checked(
         [
@@ -181,6 +183,7 @@ def _prepare(testbed: Testbed) -> None:
             LAN_INTERFACE,
         ]
     )
+
     upstream = lab.namespace("up")
     run_checked(
         [
@@ -195,9 +198,10 @@ def _prepare(testbed: Testbed) -> None:
         ]
     )
     # With many interfaces on one network in one namespace, Linux would by
-    # default answer ARP for any local address on every interface, and the
-    # gateway would learn the wrong MAC. arp_ignore=1 answers only on the
-    # interface holding the address; arp_announce=2 sends requests from it.
+    # default reply to ARP for any local address on every interface, and the
+    # gateway would learn the wrong MAC. With arp_ignore=1 only the
+    # interface that has the address replies, and arp_announce=2 sends
+    # requests from it.
     sysctl = [
         "sysctl",
         "-q",
@@ -206,6 +210,7 @@ def _prepare(testbed: Testbed) -> None:
         "net.ipv4.conf.all.arp_announce=2",
     ]
     testbed.run(DEVICE_ROLE, sysctl)
+
     testbed.pin_gateway()
 
 
