@@ -11,6 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 
+class Method:
+    """The names of the authentication methods, as sessions record them."""
+
+    CLICK_THROUGH = "click-through"
+    USER = "user"
+    VOUCHER = "voucher"
+
+
 @dataclass(frozen=True, slots=True)
 class Quota:
     """A data allowance in bytes. None means no limit in that direction."""
