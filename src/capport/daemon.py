@@ -124,7 +124,13 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         stack.callback(enforcer.close)
         neighbours = NetlinkNeighbours(config.gateway.interface)
         stack.callback(neighbours.close)
-        gateway = Gateway(store, enforcer, neighbours, config.session.duration)
+        gateway = Gateway(
+            store,
+            enforcer,
+            neighbours,
+            config.session.duration,
+            device_limit_policy=config.auth.device_limit_policy,
+        )
         await gateway.start()
 
         responder = Responder(

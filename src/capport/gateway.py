@@ -118,6 +118,11 @@ class Gateway:
     # Changing state
 
     @property
+    def store(self) -> Store:
+        """The store, for the authentication methods that read users and vouchers."""
+        return self._store
+
+    @property
     def session_duration(self) -> float:
         """The seconds a session lasts unless its entitlement says otherwise."""
         return self._duration

@@ -9,6 +9,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from capport.auth.ratelimit import FailureLimiter
 from capport.config import Config
 from capport.gateway import Gateway
 from capport.portal.csrf import CsrfTokens
@@ -39,10 +40,16 @@ def create_portal_app(
         pages=pages,
         terms=split_paragraphs(config.terms_text()),
         configured_origin=parse_origin(config.portal.base_url()),
+        methods=config.auth.methods,
+        details=config.auth.details,
+        limiter=FailureLimiter(config.auth.max_failures, config.auth.failure_window),
+        user_max_devices=config.auth.user_max_devices,
     )
     routes = [
         Route("/", views.splash, methods=["GET"]),
         Route("/accept", views.accept, methods=["POST"]),
+        Route("/login", views.login, methods=["POST"]),
+        Route("/voucher", views.redeem, methods=["POST"]),
         Route("/status", views.status, methods=["GET"]),
         Route("/logout", views.logout, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
