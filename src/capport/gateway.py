@@ -248,7 +248,9 @@ class Gateway:
     async def _cut_off(self, session: Session) -> None:
         """Revoke a session the store has already ended, and unindex it."""
         await asyncio.to_thread(self._enforcer.revoke, [session.device])
-        if self._by_ip.get(session.device.ip) == session:
+        # The store's copy carries the end time, so compare ids, not values.
+        indexed = self._by_ip.get(session.device.ip)
+        if indexed is not None and indexed.id == session.id:
             del self._by_ip[session.device.ip]
         self._deadlines.pop(session.id, None)
         log.info(
