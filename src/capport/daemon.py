@@ -227,6 +227,7 @@ class _Reloader:
             log.error("Reload failed; the running firewall is kept: %s", error)
             return
         self._gateway.set_session_duration(applied.session.duration)
+        self._gateway.set_device_limit_policy(applied.auth.device_limit_policy)
         self._signer.lifetime = applied.session.token_lifetime
         configure_logging(applied.log.level)
         pending = restart_keys(self._config, new)

@@ -131,6 +131,10 @@ class Gateway:
         """Set the duration of sessions granted from now on."""
         self._duration = seconds
 
+    def set_device_limit_policy(self, policy: DeviceLimitPolicy) -> None:
+        """Set what a grant beyond a user's or voucher's device limit does."""
+        self._device_limit_policy = policy
+
     async def start(self) -> None:
         """Reconcile the kernel set with the store in one transaction."""
         async with self._lock:
