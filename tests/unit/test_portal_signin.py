@@ -27,7 +27,7 @@ from capport.auth.records import NewVoucher, User
 from capport.auth.vouchers import code_digest, normalise_code
 from capport.config import Config, parse_config
 from capport.neighbours import MemoryNeighbours
-from capport.portal.views import WRONG_CODE, WRONG_PASSWORD
+from capport.portal.signin import WRONG_CODE, WRONG_PASSWORD
 
 PASSWORD = "harbour-lights-7"
 CODE = "K7QXM-3HNPD"

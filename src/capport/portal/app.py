@@ -17,7 +17,7 @@ from capport.portal.errorpages import ErrorPages
 from capport.portal.headers import SecurityHeadersMiddleware
 from capport.portal.inputs import parse_origin
 from capport.portal.pages import Pages, split_paragraphs
-from capport.portal.views import PortalViews
+from capport.portal.signin import SignInViews
 from capport.tokens import TokenSigner
 
 STATIC = Path(__file__).parent / "static"
@@ -33,7 +33,7 @@ def create_portal_app(
     """
     pages = Pages(config.portal.title)
     errors = ErrorPages(pages)
-    views = PortalViews(
+    views = SignInViews(
         gateway=gateway,
         signer=signer,
         csrf=CsrfTokens(secret),
