@@ -124,7 +124,7 @@ class Gateway:
 
     @property
     def session_duration(self) -> float:
-        """The seconds a session lasts unless its entitlement says otherwise."""
+        """The seconds a session lasts when its entitlement sets no other duration."""
         return self._duration
 
     def set_session_duration(self, seconds: float) -> None:

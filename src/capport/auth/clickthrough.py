@@ -9,7 +9,7 @@ from typing import Literal
 
 from capport.auth.records import Contact
 
-# Whether the click-through form asks for a name and e-mail address.
+# The click-through form's name and e-mail fields: hidden, optional or required.
 DetailsMode = Literal["off", "optional", "required"]
 
 MAX_NAME_CHARS = 100

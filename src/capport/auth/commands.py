@@ -2,10 +2,11 @@
 
 The commands open the store file named by the configuration's store.path
 directly rather than going through the running daemon. SQLite in WAL mode
-lets them write while the daemon runs: each change is one short write
-transaction, the portal reads users and vouchers from the file at every
-sign-in, and the schema is migrated by whichever process opens the file
-first. They therefore also work while the gateway is stopped.
+lets them write while the daemon runs, because each change is one short
+write transaction. The portal reads users and vouchers from the file at
+every sign-in, so a change applies to the next one. Whichever process opens
+the file first migrates its schema, and the commands also work while the
+gateway is stopped.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from functools import cache
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# argon2-cffi's defaults follow RFC 9106's second recommended option
-# (t=3, 64 MiB, 4 lanes): about 50 ms per hash on one core of a current CPU
-# (an estimate), cheap for one login and slow for guessing offline.
+# argon2-cffi's defaults (argon2-cffi 25.1: t=3, 64 MiB, 4 lanes) follow
+# RFC 9106's second recommended option. One hash took 0.26 s on a 2-core
+# Debian 12 virtual machine: cheap for one login, slow for guessing offline.
 _HASHER = PasswordHasher(type=Type.ID)
 
 MAX_PASSWORD_CHARS = 1024

@@ -22,7 +22,7 @@ ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
 CODE_LENGTH = 10
 GROUP_SIZE = 5
 
-# What a person may type between the characters of a code.
+# Separators a person may type between the characters of a code.
 _SEPARATORS = re.compile(r"[\s\-_.]+")
 
 

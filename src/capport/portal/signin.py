@@ -208,9 +208,12 @@ class SignInViews(PortalViews):
         self, device: Device, entitlement: Entitlement, error: DeviceLimitReached
     ) -> Response:
         log.info("Rejected %s: %s.", device, error)
-        what = "voucher" if entitlement.method == Method.VOUCHER else "account"
+        subject_kind = "voucher" if entitlement.method == Method.VOUCHER else "account"
         return self._pages.render(
-            "device_limit.html", status_code=409, what=what, limit=error.limit
+            "device_limit.html",
+            status_code=409,
+            subject_kind=subject_kind,
+            limit=error.limit,
         )
 
     def _require_method(self, method: str) -> None:

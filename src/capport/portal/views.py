@@ -52,8 +52,8 @@ CSRF_REJECTED = (
 class FormState:
     """What a re-rendered splash page shows next to one method's form.
 
-    values holds fields safe to show again (name, e-mail, user name), never
-    a password or a voucher code.
+    values contains the fields safe to show again (name, e-mail, user name),
+    never a password or a voucher code.
     """
 
     method: str | None = None

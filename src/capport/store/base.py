@@ -9,8 +9,8 @@ from capport.auth.entitlement import Entitlement
 from capport.auth.records import Contact, NewVoucher, User, Voucher
 from capport.models import Device, Session
 
-# What happens when a user or voucher already has as many active sessions as
-# its device limit allows: reject the new device, or end the oldest session.
+# The policy for a grant beyond a user's or voucher's device limit: reject
+# the new device, or end the subject's oldest session to make room.
 DeviceLimitPolicy = Literal["reject", "end-oldest"]
 
 
@@ -18,7 +18,7 @@ DeviceLimitPolicy = Literal["reject", "end-oldest"]
 class SessionStart:
     """A session just committed, and the sessions ended to make room for it.
 
-    displaced holds other devices' sessions that the device limit ended. The
+    displaced lists other devices' sessions that the device limit ended. The
     earlier session of the same device, if any, is ended as "replaced" and
     is not listed.
     """

@@ -1,9 +1,10 @@
 """The SQLite schema and its migrations, versioned by PRAGMA user_version.
 
 Each migration runs in the same BEGIN IMMEDIATE transaction as the version
-bump, so a crash leaves the file at the old version or the new one, and two
+bump, so a crash leaves the file at the old version or the new one. Two
 processes opening one file at once (the daemon and the command line) cannot
-both apply a step.
+both apply a step, because the second reads the version after the first
+commits.
 """
 
 from __future__ import annotations
