@@ -191,6 +191,10 @@ class Gateway:
             )
             session = started.session
             timeout = session.remaining(now)
+            # The store has ended the displaced sessions, so the kernel
+            # follows even if authorising the new device fails below.
+            for displaced in started.displaced:
+                await self._cut_off(displaced)
             try:
                 self._enforcer.grant([Grant(device, timeout)])
             except CapportError:
@@ -201,8 +205,6 @@ class Gateway:
             elif replaced is not None:
                 # The store ended it as part of start_session.
                 self._deadlines.pop(replaced.id, None)
-            for displaced in started.displaced:
-                await self._cut_off(displaced)
             self._index(session, timeout)
         log.info(
             "Granted session %d to %s by %s for %.0f s.",

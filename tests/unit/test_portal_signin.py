@@ -116,6 +116,11 @@ def test_user_login_grants_session(portal: Portal) -> None:
     assert session.subject == "alice"
 
 
+def test_status_names_the_account(portal: Portal) -> None:
+    post(portal, "/login", username="alice", password=PASSWORD)
+    assert "the account alice" in portal.client.get("/status").text
+
+
 def test_user_login_returns_to_captured_url(portal: Portal) -> None:
     token = portal.signer.sign(CAPTURED_URL)
     response = post(portal, "/login", username="alice", password=PASSWORD, t=token)

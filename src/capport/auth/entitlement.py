@@ -8,7 +8,7 @@ the firewall; a method only states them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 
 class Method:
@@ -83,7 +83,3 @@ class Entitlement:
             raise ValueError(
                 f"invalid device limit {self.max_devices!r}: it must be at least 1"
             )
-
-    def with_duration(self, seconds: float) -> Entitlement:
-        """Return a copy whose session lasts seconds."""
-        return replace(self, duration=seconds)

@@ -140,6 +140,7 @@ class PortalViews:
             expires_local=format_local_time(expires_at),
             expires_iso=format_iso_time(expires_at),
             remaining=describe_duration(remaining),
+            signed_in_with=_describe_method(session),
             return_url=return_url,
             return_host=_host_of(return_url),
             csrf_token=self._csrf.issue(str(device.ip)),
@@ -222,6 +223,14 @@ class PortalViews:
             error,
         )
         return None
+
+
+def _describe_method(session: Session) -> str:
+    if session.method == Method.USER:
+        return f"the account {session.subject}"
+    if session.method == Method.VOUCHER:
+        return "a voucher"
+    return "the terms of use"
 
 
 def _host_of(url: str | None) -> str | None:
