@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from capport import __version__
+from capport.auth.commands import users_group, vouchers_group
 from capport.client.commands import check, login
 from capport.config import ControlSection, load_config
 from capport.controlclient import ControlClient
@@ -125,6 +126,8 @@ def revoke(mac: str, config_path: Path, socket_path: Path | None) -> None:
 main.add_command(lab_group)
 main.add_command(check)
 main.add_command(login)
+main.add_command(users_group)
+main.add_command(vouchers_group)
 
 
 def _control(config_path: Path, socket_path: Path | None) -> ControlClient:

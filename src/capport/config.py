@@ -151,6 +151,29 @@ class FirewallSection(_Section):
         return tuple(value)
 
 
+AuthMethod = Literal["click-through", "user", "voucher"]
+
+
+class AuthSection(_Section):
+    methods: tuple[AuthMethod, ...] = ("click-through",)
+    details: Literal["off", "optional", "required"] = "off"
+    device_limit_policy: Literal["reject", "end-oldest"] = "reject"
+    user_max_devices: int | None = Field(default=None, ge=1)
+    max_failures: int = Field(default=5, ge=1)
+    failure_window: Duration = 60.0
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _parse_methods(cls, value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list) or not value:
+            raise ValueError(
+                'expected a non-empty list such as ["click-through", "voucher"]'
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("each method may appear only once")
+        return tuple(value)
+
+
 class LogSection(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -163,6 +186,7 @@ class Config(_Section):
     store: StoreSection = StoreSection()
     control: ControlSection = ControlSection()
     firewall: FirewallSection = FirewallSection()
+    auth: AuthSection = AuthSection()
     log: LogSection = LogSection()
 
     def terms_text(self) -> str:

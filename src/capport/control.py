@@ -30,6 +30,7 @@ def session_json(gateway: Gateway, session: Session) -> dict[str, Any]:
         "mac": session.device.mac,
         "ip": str(session.device.ip),
         "method": session.method,
+        "subject": session.subject,
         "since": session.started_at,
         "expires": time.time() + remaining,
         "remaining": round(remaining, 1),

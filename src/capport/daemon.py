@@ -124,7 +124,13 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         stack.callback(enforcer.close)
         neighbours = NetlinkNeighbours(config.gateway.interface)
         stack.callback(neighbours.close)
-        gateway = Gateway(store, enforcer, neighbours, config.session.duration)
+        gateway = Gateway(
+            store,
+            enforcer,
+            neighbours,
+            config.session.duration,
+            device_limit_policy=config.auth.device_limit_policy,
+        )
         await gateway.start()
 
         responder = Responder(
@@ -221,6 +227,7 @@ class _Reloader:
             log.error("Reload failed; the running firewall is kept: %s", error)
             return
         self._gateway.set_session_duration(applied.session.duration)
+        self._gateway.set_device_limit_policy(applied.auth.device_limit_policy)
         self._signer.lifetime = applied.session.token_lifetime
         configure_logging(applied.log.level)
         pending = restart_keys(self._config, new)

@@ -27,3 +27,23 @@ class TokenError(CapportError, ValueError):
 
 class ControlError(CapportError):
     """The control socket of the running gateway could not be reached."""
+
+
+class RecordExists(CapportError, ValueError):
+    """A user or voucher with the same name or code is already stored."""
+
+
+class RecordNotFound(CapportError, LookupError):
+    """No stored user or voucher has the given name, code or id."""
+
+
+class DeviceLimitReached(CapportError):
+    """A user or voucher is already in use on as many devices as it allows."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class VoucherUnavailable(CapportError):
+    """A voucher exists but has expired, been used up or been revoked."""

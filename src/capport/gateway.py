@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from capport.auth.entitlement import Entitlement
+from capport.auth.records import Contact
 from capport.enforce.base import Enforcer, Grant
 from capport.errors import CapportError, DeviceNotFound
 from capport.models import Device, EndReason, IPAddress, Session
 from capport.neighbours import NeighbourTable
-from capport.store.base import Store
+from capport.store.base import DeviceLimitPolicy, Store
 
 log = logging.getLogger("capport.gateway")
 
@@ -40,12 +42,14 @@ class Gateway:
         neighbours: NeighbourTable,
         session_duration: float,
         clocks: Clocks = Clocks(),
+        device_limit_policy: DeviceLimitPolicy = "reject",
     ) -> None:
         self._store = store
         self._enforcer = enforcer
         self._neighbours = neighbours
         self._duration = session_duration
         self._clocks = clocks
+        self._device_limit_policy: DeviceLimitPolicy = device_limit_policy
         self._by_ip: dict[IPAddress, Session] = {}
         self._deadlines: dict[int, float] = {}
         self._lock = asyncio.Lock()
@@ -113,9 +117,23 @@ class Gateway:
 
     # Changing state
 
+    @property
+    def store(self) -> Store:
+        """The store, for the authentication methods that read users and vouchers."""
+        return self._store
+
+    @property
+    def session_duration(self) -> float:
+        """The seconds a session lasts when its entitlement sets no other duration."""
+        return self._duration
+
     def set_session_duration(self, seconds: float) -> None:
         """Set the duration of sessions granted from now on."""
         self._duration = seconds
+
+    def set_device_limit_policy(self, policy: DeviceLimitPolicy) -> None:
+        """Set what a grant beyond a user's or voucher's device limit does."""
+        self._device_limit_policy = policy
 
     async def start(self) -> None:
         """Reconcile the kernel set with the store in one transaction."""
@@ -147,16 +165,38 @@ class Gateway:
             len(active) - len(live),
         )
 
-    async def grant(self, device: Device, method: str) -> Session:
-        """Commit a session for device, then authorise it in the kernel."""
+    async def grant(
+        self,
+        device: Device,
+        entitlement: Entitlement | str,
+        *,
+        contact: Contact | None = None,
+    ) -> Session:
+        """Commit a session for device, then authorise it in the kernel.
+
+        A bare method name grants the configured session duration. Raises
+        DeviceLimitReached or VoucherUnavailable, having granted nothing.
+        """
+        if isinstance(entitlement, str):
+            entitlement = Entitlement(entitlement, self._duration)
         async with self._lock:
             now = self._clocks.wall()
             replaced = self._by_ip.get(device.ip)
-            session = await self._store.start_session(
-                device, method, self._duration, now
+            started = await self._store.start_session(
+                device,
+                entitlement,
+                now,
+                contact=contact,
+                on_device_limit=self._device_limit_policy,
             )
+            session = started.session
+            timeout = session.remaining(now)
+            # The store has ended the displaced sessions, so the kernel
+            # follows even if authorising the new device fails below.
+            for displaced in started.displaced:
+                await self._cut_off(displaced)
             try:
-                self._enforcer.grant([Grant(device, self._duration)])
+                self._enforcer.grant([Grant(device, timeout)])
             except CapportError:
                 await self._store.end_session(session.id, "failed", now)
                 raise
@@ -165,13 +205,13 @@ class Gateway:
             elif replaced is not None:
                 # The store ended it as part of start_session.
                 self._deadlines.pop(replaced.id, None)
-            self._index(session, self._duration)
+            self._index(session, timeout)
         log.info(
             "Granted session %d to %s by %s for %.0f s.",
             session.id,
             device,
-            method,
-            self._duration,
+            entitlement.method,
+            timeout,
         )
         return session
 
@@ -210,6 +250,21 @@ class Gateway:
                 log.exception("Ending expired sessions failed; retrying.")
 
     # Helpers; the caller holds the lock.
+
+    async def _cut_off(self, session: Session) -> None:
+        """Revoke a session the store has already ended, and unindex it."""
+        await asyncio.to_thread(self._enforcer.revoke, [session.device])
+        # The store's copy carries the end time, so compare ids, not values.
+        indexed = self._by_ip.get(session.device.ip)
+        if indexed is not None and indexed.id == session.id:
+            del self._by_ip[session.device.ip]
+        self._deadlines.pop(session.id, None)
+        log.info(
+            "Ended session %d of %s: %s.",
+            session.id,
+            session.device,
+            session.end_reason,
+        )
 
     def _index(self, session: Session, remaining: float) -> None:
         self._by_ip[session.device.ip] = session

@@ -43,6 +43,8 @@ class Session:
 
     Times are seconds since the Unix epoch, because they must survive a
     restart of the daemon; running timers use the monotonic clock instead.
+    subject is the user name or voucher id the session was granted to, or
+    None for click-through.
     """
 
     id: int
@@ -52,6 +54,7 @@ class Session:
     expires_at: float
     ended_at: float | None = None
     end_reason: str | None = None
+    subject: str | None = None
 
     def remaining(self, now: float) -> float:
         """Return the seconds left at wall-clock time now, never negative."""
@@ -65,3 +68,4 @@ class EndReason:
     REVOKED = "revoked"
     LOGOUT = "logout"
     REPLACED = "replaced"
+    DEVICE_LIMIT = "device-limit"

@@ -15,6 +15,7 @@ LIVE_KEYS = {
     "session": {"duration", "token_lifetime"},
     "firewall": {"allow_tcp_ports", "allow_udp_ports"},
     "log": {"level"},
+    "auth": {"device_limit_policy"},
 }
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from capport.models import Device, EndReason
+from capport.auth.entitlement import Entitlement, Method
+from capport.models import Device, EndReason, Session
 from capport.store.sqlite import SQLiteStore
 
 DEVICE = Device.parse("02:00:00:00:00:11", "192.0.2.11")
@@ -13,6 +14,14 @@ DEVICE = Device.parse("02:00:00:00:00:11", "192.0.2.11")
 
 def run(coroutine):  # type: ignore[no-untyped-def]
     return asyncio.run(coroutine)
+
+
+async def _start(
+    store: SQLiteStore, device: Device, duration: float, now: float
+) -> Session:
+    entitlement = Entitlement(Method.CLICK_THROUGH, duration)
+    started = await store.start_session(device, entitlement, now)
+    return started.session
 
 
 async def _opened(path: Path) -> SQLiteStore:
@@ -24,7 +33,7 @@ async def _opened(path: Path) -> SQLiteStore:
 def test_session_survives_reopen(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = await _opened(tmp_path / "s.db")
-        started = await store.start_session(DEVICE, "click-through", 600, now=1000.0)
+        started = await _start(store, DEVICE, 600, 1000.0)
         await store.close()
         reopened = await _opened(tmp_path / "s.db")
         active = await reopened.active_sessions()
@@ -39,8 +48,8 @@ def test_session_survives_reopen(tmp_path: Path) -> None:
 def test_new_session_replaces_active_one(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = await _opened(tmp_path / "s.db")
-        first = await store.start_session(DEVICE, "click-through", 600, now=1000.0)
-        second = await store.start_session(DEVICE, "click-through", 600, now=1100.0)
+        first = await _start(store, DEVICE, 600, 1000.0)
+        second = await _start(store, DEVICE, 600, 1100.0)
         active = await store.active_sessions()
         ended = await store.end_session(first.id, EndReason.REVOKED, now=1200.0)
         await store.close()
@@ -53,7 +62,7 @@ def test_new_session_replaces_active_one(tmp_path: Path) -> None:
 def test_end_session_records_reason(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = await _opened(tmp_path / "s.db")
-        session = await store.start_session(DEVICE, "click-through", 600, now=1000.0)
+        session = await _start(store, DEVICE, 600, 1000.0)
         ended = await store.end_session(session.id, EndReason.LOGOUT, now=1050.0)
         active = await store.active_sessions()
         await store.close()
@@ -70,8 +79,8 @@ def test_expire_due_ends_only_due(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         store = await _opened(tmp_path / "s.db")
-        short = await store.start_session(DEVICE, "click-through", 60, now=1000.0)
-        await store.start_session(other, "click-through", 600, now=1000.0)
+        short = await _start(store, DEVICE, 60, 1000.0)
+        await _start(store, other, 600, 1000.0)
         expired = await store.expire_due(now=1061.0)
         active = await store.active_sessions()
         await store.close()

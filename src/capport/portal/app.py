@@ -9,6 +9,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from capport.auth.ratelimit import FailureLimiter
 from capport.config import Config
 from capport.gateway import Gateway
 from capport.portal.csrf import CsrfTokens
@@ -16,7 +17,7 @@ from capport.portal.errorpages import ErrorPages
 from capport.portal.headers import SecurityHeadersMiddleware
 from capport.portal.inputs import parse_origin
 from capport.portal.pages import Pages, split_paragraphs
-from capport.portal.views import PortalViews
+from capport.portal.signin import SignInViews
 from capport.tokens import TokenSigner
 
 STATIC = Path(__file__).parent / "static"
@@ -32,17 +33,23 @@ def create_portal_app(
     """
     pages = Pages(config.portal.title)
     errors = ErrorPages(pages)
-    views = PortalViews(
+    views = SignInViews(
         gateway=gateway,
         signer=signer,
         csrf=CsrfTokens(secret),
         pages=pages,
         terms=split_paragraphs(config.terms_text()),
         configured_origin=parse_origin(config.portal.base_url()),
+        methods=config.auth.methods,
+        details=config.auth.details,
+        limiter=FailureLimiter(config.auth.max_failures, config.auth.failure_window),
+        user_max_devices=config.auth.user_max_devices,
     )
     routes = [
         Route("/", views.splash, methods=["GET"]),
         Route("/accept", views.accept, methods=["POST"]),
+        Route("/login", views.login, methods=["POST"]),
+        Route("/voucher", views.redeem, methods=["POST"]),
         Route("/status", views.status, methods=["GET"]),
         Route("/logout", views.logout, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

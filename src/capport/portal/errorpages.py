@@ -29,6 +29,7 @@ EXPLANATIONS: dict[int, str] = {
     405: "This page does not accept that kind of request.",
     409: "The request conflicts with the state of the network.",
     413: "The request was too large.",
+    429: "Too many requests came from your device. Try again in a minute.",
     500: "Something went wrong on the gateway. Try again in a moment.",
     503: "The gateway cannot handle this request right now. Try again in a moment.",
 }

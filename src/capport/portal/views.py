@@ -1,15 +1,18 @@
-"""The portal's pages: splash and terms, Accept, status and logout."""
+"""The portal's pages: splash and sign-in forms, status and logout."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
+from capport.auth.clickthrough import DetailsMode
+from capport.auth.entitlement import Method
 from capport.errors import TokenError
 from capport.gateway import Gateway
 from capport.models import Device, EndReason, IPAddress, Session
@@ -32,7 +35,8 @@ from capport.tokens import TokenSigner
 
 log = logging.getLogger("capport.portal")
 
-GRANT_METHOD = "click-through"
+# The method name of sessions granted by the Accept form.
+GRANT_METHOD = Method.CLICK_THROUGH
 
 # A return token contains a URL of at most 8 KiB, about 11 KiB in base64.
 # A longer value cannot verify, so it is rejected before any decoding.
@@ -42,6 +46,20 @@ CSRF_REJECTED = (
     "The form has expired or did not come from this portal. Go back to the "
     "start page and try again."
 )
+
+
+@dataclass(frozen=True)
+class FormState:
+    """What a re-rendered splash page shows next to one method's form.
+
+    values contains the fields safe to show again (name, e-mail, user name),
+    never a password or a voucher code.
+    """
+
+    method: str | None = None
+    notice: str | None = None
+    problems: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, str] = field(default_factory=dict)
 
 
 class PortalViews:
@@ -55,6 +73,8 @@ class PortalViews:
         pages: Pages,
         terms: list[str],
         configured_origin: Origin | None,
+        methods: tuple[str, ...] = (Method.CLICK_THROUGH,),
+        details: DetailsMode = "off",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._gateway = gateway
@@ -63,13 +83,15 @@ class PortalViews:
         self._pages = pages
         self._terms = terms
         self._configured_origin = configured_origin
+        self._methods = methods
+        self._details = details
         self._clock = clock
         self._throttled = ThrottledLog(log)
 
     # Pages
 
     async def splash(self, request: Request) -> Response:
-        """Show the terms and the Accept form, or the status when signed in."""
+        """Show the terms and the sign-in forms, or the status when signed in."""
         device = self._gateway.identify(client_address(request))
         token = request.query_params.get("t", "")
         return_url = self._return_url(token, device.ip)
@@ -80,28 +102,6 @@ class PortalViews:
             return self._conflict_page()
         rejected = "t" in request.query_params and return_url is None
         return self._splash_page(device, token, return_url, rejected)
-
-    async def accept(self, request: Request) -> Response:
-        """Grant access to the requesting device and send it back where it was.
-
-        The grant is committed to the store and applied to the firewall
-        before the redirect is sent, so the browser's next request goes out.
-        """
-        address = client_address(request)
-        form = await self._read_checked_form(request, address)
-        device = self._gateway.identify(address)
-        if self._gateway.mac_conflict(device) is not None:
-            return self._conflict_page()
-        return_url = self._return_url(form.get("t", ""), address)
-        if "t" in form and return_url is None:
-            # An empty, forged or expired return token grants nothing: the
-            # person gets a fresh form without it and a 400 that says why.
-            return self._splash_page(device, "", None, rejected=True)
-        # A second Accept, from a double click or a reloaded form, keeps the
-        # running session instead of starting a new one.
-        if self._gateway.session_for(device) is None:
-            await self._gateway.grant(device, GRANT_METHOD)
-        return RedirectResponse(return_url or "/status", status_code=303)
 
     async def status(self, request: Request) -> Response:
         """Show the device's session, or a link to the splash page."""
@@ -140,22 +140,37 @@ class PortalViews:
             expires_local=format_local_time(expires_at),
             expires_iso=format_iso_time(expires_at),
             remaining=describe_duration(remaining),
+            signed_in_with=_describe_method(session),
             return_url=return_url,
             return_host=_host_of(return_url),
             csrf_token=self._csrf.issue(str(device.ip)),
         )
 
     def _splash_page(
-        self, device: Device, token: str, return_url: str | None, rejected: bool
+        self,
+        device: Device,
+        token: str,
+        return_url: str | None,
+        rejected: bool,
+        state: FormState = FormState(),
+        status_code: int | None = None,
     ) -> Response:
+        if status_code is None:
+            status_code = 400 if rejected else 200
         return self._pages.render(
             "splash.html",
-            status_code=400 if rejected else 200,
+            status_code=status_code,
             terms=self._terms,
+            methods=self._methods,
+            details=self._details,
             csrf_token=self._csrf.issue(str(device.ip)),
             return_token=token if return_url else "",
             return_host=_host_of(return_url),
             token_rejected=rejected,
+            notice_for=state.method,
+            notice=state.notice,
+            problems=state.problems,
+            values=state.values,
         )
 
     def _conflict_page(self) -> Response:
@@ -208,6 +223,14 @@ class PortalViews:
             error,
         )
         return None
+
+
+def _describe_method(session: Session) -> str:
+    if session.method == Method.USER:
+        return f"the account {session.subject}"
+    if session.method == Method.VOUCHER:
+        return "a voucher"
+    return "the terms of use"
 
 
 def _host_of(url: str | None) -> str | None:

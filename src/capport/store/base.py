@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
+from capport.auth.entitlement import Entitlement
+from capport.auth.records import Contact, NewVoucher, User, Voucher
 from capport.models import Device, Session
+
+# The policy for a grant beyond a user's or voucher's device limit: reject
+# the new device, or end the subject's oldest session to make room.
+DeviceLimitPolicy = Literal["reject", "end-oldest"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStart:
+    """A session just committed, and the sessions ended to make room for it.
+
+    displaced lists other devices' sessions that the device limit ended. The
+    earlier session of the same device, if any, is ended as "replaced" and
+    is not listed.
+    """
+
+    session: Session
+    displaced: list[Session] = field(default_factory=list)
 
 
 class Store(Protocol):
-    """Sessions and gateway state that must outlive the daemon.
+    """Sessions, users, vouchers and gateway state that must outlive the daemon.
 
     Every method is a coroutine so that a networked backend can implement
     the same interface without blocking the event loop.
     """
 
-    async def open(self) -> None: ...
+    async def open(self) -> None:
+        """Connect, and migrate the schema to this version of capport."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -22,10 +44,25 @@ class Store(Protocol):
         """Return the gateway's signing key, creating it on first use."""
         ...
 
+    # Sessions
+
     async def start_session(
-        self, device: Device, method: str, duration: float, now: float
-    ) -> Session:
-        """Commit a new session, ending any active one of the same device."""
+        self,
+        device: Device,
+        entitlement: Entitlement,
+        now: float,
+        *,
+        contact: Contact | None = None,
+        on_device_limit: DeviceLimitPolicy = "reject",
+    ) -> SessionStart:
+        """Commit a new session, ending any active one of the same device.
+
+        In one transaction: a voucher session counts one use of the voucher
+        (the subject is its id) and lasts no longer than the voucher, and
+        the entitlement's device limit is applied under on_device_limit.
+        Raises VoucherUnavailable, RecordNotFound or DeviceLimitReached
+        having changed nothing.
+        """
         ...
 
     async def end_session(
@@ -40,4 +77,46 @@ class Store(Protocol):
 
     async def expire_due(self, now: float) -> list[Session]:
         """End every active session whose time is up and return them."""
+        ...
+
+    # Local users, keyed by their normalised name
+
+    async def add_user(self, user: User) -> None:
+        """Store a new user; raise RecordExists if the name is taken."""
+        ...
+
+    async def user(self, name: str) -> User | None:
+        """Return the user called name, or None."""
+        ...
+
+    async def users(self) -> list[User]:
+        """Return every user, sorted by name."""
+        ...
+
+    async def set_password(self, name: str, password_hash: str) -> None:
+        """Replace a user's password hash; raise RecordNotFound if there is none."""
+        ...
+
+    async def remove_user(self, name: str) -> None:
+        """Delete a user; raise RecordNotFound if there is none."""
+        ...
+
+    # Vouchers, found by the SHA-256 digest of their normalised code
+
+    async def add_vouchers(
+        self, vouchers: list[NewVoucher], now: float
+    ) -> list[Voucher]:
+        """Store new vouchers in one transaction and return them with their ids."""
+        ...
+
+    async def voucher(self, digest: str) -> Voucher | None:
+        """Return the voucher whose code has digest, or None."""
+        ...
+
+    async def vouchers(self) -> list[Voucher]:
+        """Return every voucher, oldest first."""
+        ...
+
+    async def revoke_voucher(self, voucher_id: int, now: float) -> None:
+        """Stop a voucher from granting new sessions; raise RecordNotFound."""
         ...

@@ -11,37 +11,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from capport.errors import StoreError
+from capport.auth.entitlement import Entitlement, Method
+from capport.auth.records import Contact, NewVoucher, User, Voucher
+from capport.errors import DeviceLimitReached, StoreError
 from capport.models import Device, EndReason, Session
+from capport.store import accounts
+from capport.store.base import DeviceLimitPolicy, SessionStart
+from capport.store.schema import SCHEMA_VERSION, migrate
 
 log = logging.getLogger("capport.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id         INTEGER PRIMARY KEY,
-    mac        TEXT NOT NULL,
-    ip         TEXT NOT NULL,
-    method     TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    ended_at   REAL,
-    end_reason TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS sessions_one_active_per_device
-    ON sessions (mac, ip) WHERE ended_at IS NULL;
-CREATE INDEX IF NOT EXISTS sessions_active_by_expiry
-    ON sessions (expires_at) WHERE ended_at IS NULL;
-"""
-
-_COLUMNS = "id, mac, ip, method, started_at, expires_at, ended_at, end_reason"
+_COLUMNS = "id, mac, ip, method, started_at, expires_at, ended_at, end_reason, subject"
 
 
 class SQLiteStore:
@@ -69,9 +51,17 @@ class SQLiteStore:
         return await self._run(self._secret)
 
     async def start_session(
-        self, device: Device, method: str, duration: float, now: float
-    ) -> Session:
-        return await self._run(lambda: self._start(device, method, duration, now))
+        self,
+        device: Device,
+        entitlement: Entitlement,
+        now: float,
+        *,
+        contact: Contact | None = None,
+        on_device_limit: DeviceLimitPolicy = "reject",
+    ) -> SessionStart:
+        return await self._run(
+            lambda: self._start(device, entitlement, now, contact, on_device_limit)
+        )
 
     async def end_session(
         self, session_id: int, reason: str, now: float
@@ -83,6 +73,39 @@ class SQLiteStore:
 
     async def expire_due(self, now: float) -> list[Session]:
         return await self._run(lambda: self._expire(now))
+
+    # Users and vouchers
+
+    async def add_user(self, user: User) -> None:
+        await self._run(lambda: self._write(accounts.add_user, user))
+
+    async def user(self, name: str) -> User | None:
+        return await self._run(lambda: accounts.find_user(self._conn, name))
+
+    async def users(self) -> list[User]:
+        return await self._run(lambda: accounts.list_users(self._conn))
+
+    async def set_password(self, name: str, password_hash: str) -> None:
+        await self._run(lambda: self._write(accounts.set_password, name, password_hash))
+
+    async def remove_user(self, name: str) -> None:
+        await self._run(lambda: self._write(accounts.remove_user, name))
+
+    async def add_vouchers(
+        self, vouchers: list[NewVoucher], now: float
+    ) -> list[Voucher]:
+        return await self._run(
+            lambda: self._write(accounts.add_vouchers, vouchers, now)
+        )
+
+    async def voucher(self, digest: str) -> Voucher | None:
+        return await self._run(lambda: accounts.find_voucher(self._conn, digest))
+
+    async def vouchers(self) -> list[Voucher]:
+        return await self._run(lambda: accounts.list_vouchers(self._conn))
+
+    async def revoke_voucher(self, voucher_id: int, now: float) -> None:
+        await self._run(lambda: self._write(accounts.revoke_voucher, voucher_id, now))
 
     async def _run(self, work: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -100,14 +123,18 @@ class SQLiteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.execute("PRAGMA foreign_keys=ON")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {version} is newer than this capport "
-                f"({SCHEMA_VERSION}); upgrade capport"
+        try:
+            before = migrate(db, self._path)
+        except BaseException:
+            db.close()
+            raise
+        if 0 < before < SCHEMA_VERSION:
+            log.info(
+                "Migrated the store %s from schema version %d to %d.",
+                self._path,
+                before,
+                SCHEMA_VERSION,
             )
-        db.executescript(_SCHEMA)
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db = db
 
     def _close(self) -> None:
@@ -132,9 +159,18 @@ class SQLiteStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key='secret'").fetchone()
         return bytes(row[0])
 
+    def _write(self, work: Callable[..., T], *args: object) -> T:
+        with _transaction(self._conn):
+            return work(self._conn, *args)
+
     def _start(
-        self, device: Device, method: str, duration: float, now: float
-    ) -> Session:
+        self,
+        device: Device,
+        entitlement: Entitlement,
+        now: float,
+        contact: Contact | None,
+        on_device_limit: DeviceLimitPolicy,
+    ) -> SessionStart:
         db = self._conn
         with _transaction(db):
             db.execute(
@@ -142,14 +178,69 @@ class SQLiteStore:
                 "WHERE mac=? AND ip=? AND ended_at IS NULL",
                 (now, EndReason.REPLACED, device.mac, str(device.ip)),
             )
+            expires_at = now + entitlement.duration
+            if entitlement.method == Method.VOUCHER:
+                # A voucher session never outlasts the voucher's own time.
+                voucher_id = int(entitlement.subject or "")
+                ends_at = accounts.consume_voucher(db, voucher_id, now)
+                expires_at = min(expires_at, ends_at)
+            displaced = self._make_room(entitlement, now, on_device_limit)
             cursor = db.execute(
-                "INSERT INTO sessions (mac, ip, method, started_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (device.mac, str(device.ip), method, now, now + duration),
+                "INSERT INTO sessions (mac, ip, method, started_at, expires_at, "
+                "subject, contact_name, contact_email) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    device.mac,
+                    str(device.ip),
+                    entitlement.method,
+                    now,
+                    expires_at,
+                    entitlement.subject,
+                    contact.name if contact else None,
+                    contact.email if contact else None,
+                ),
             )
         session_id = cursor.lastrowid
         assert session_id is not None
-        return Session(session_id, device, method, now, now + duration)
+        session = Session(
+            session_id,
+            device,
+            entitlement.method,
+            now,
+            expires_at,
+            subject=entitlement.subject,
+        )
+        return SessionStart(session, displaced)
+
+    def _make_room(
+        self, entitlement: Entitlement, now: float, policy: DeviceLimitPolicy
+    ) -> list[Session]:
+        """Apply the subject's device limit before one more session starts."""
+        limit = entitlement.max_devices
+        if limit is None or entitlement.subject is None:
+            return []
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM sessions WHERE method=? AND subject=? "
+            "AND ended_at IS NULL ORDER BY started_at, id",
+            (entitlement.method, entitlement.subject),
+        ).fetchall()
+        excess = len(rows) - limit + 1
+        if excess <= 0:
+            return []
+        if policy == "reject":
+            raise DeviceLimitReached(
+                f"{entitlement.method} {entitlement.subject!r} is already in use "
+                f"on {len(rows)} device(s), its limit is {limit}",
+                limit,
+            )
+        oldest = rows[:excess]
+        self._conn.executemany(
+            "UPDATE sessions SET ended_at=?, end_reason=? WHERE id=?",
+            [(now, EndReason.DEVICE_LIMIT, row[0]) for row in oldest],
+        )
+        return [
+            _session(row[:6] + (now, EndReason.DEVICE_LIMIT, row[8])) for row in oldest
+        ]
 
     def _end(self, session_id: int, reason: str, now: float) -> Session | None:
         db = self._conn
@@ -164,7 +255,7 @@ class SQLiteStore:
                 "UPDATE sessions SET ended_at=?, end_reason=? WHERE id=?",
                 (now, reason, session_id),
             )
-        return _session(row[:6] + (now, reason))
+        return _session(row[:6] + (now, reason, row[8]))
 
     def _active(self) -> list[Session]:
         rows = self._conn.execute(
@@ -184,7 +275,7 @@ class SQLiteStore:
                 "UPDATE sessions SET ended_at=?, end_reason=? WHERE id=?",
                 [(now, EndReason.EXPIRED, row[0]) for row in rows],
             )
-        return [_session(row[:6] + (now, EndReason.EXPIRED)) for row in rows]
+        return [_session(row[:6] + (now, EndReason.EXPIRED, row[8])) for row in rows]
 
 
 class _transaction:
@@ -201,7 +292,14 @@ class _transaction:
 
 
 def _session(row: tuple) -> Session:
-    session_id, mac, ip, method, started, expires, ended, reason = row
+    session_id, mac, ip, method, started, expires, ended, reason, subject = row
     return Session(
-        session_id, Device.parse(mac, ip), method, started, expires, ended, reason
+        session_id,
+        Device.parse(mac, ip),
+        method,
+        started,
+        expires,
+        ended,
+        reason,
+        subject,
     )
