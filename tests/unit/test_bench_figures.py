@@ -14,6 +14,7 @@ from capport.bench.figures import (
     at_most,
     format_value,
     median,
+    paired_ratio,
     percentile,
     ratio,
     spread,
@@ -137,3 +138,19 @@ def test_result_lists_missed_figures() -> None:
 )
 def test_format_value(value: float, unit: str, text: str) -> None:
     assert format_value(value, unit) == text
+
+
+def test_paired_ratio_cancels_drift() -> None:
+    # The machine got faster between rounds; each round's ratio is 0.9.
+    measured = [45.0, 90.0, 135.0]
+    reference = [50.0, 100.0, 150.0]
+    assert paired_ratio(measured, reference) == pytest.approx(0.9)
+
+
+def test_paired_ratio_median_of_rounds() -> None:
+    assert paired_ratio([1.0, 3.0, 2.0], [1.0, 1.0, 1.0]) == pytest.approx(2.0)
+
+
+def test_paired_ratio_needs_pairs() -> None:
+    with pytest.raises(ValueError, match="cannot pair"):
+        paired_ratio([1.0, 2.0], [1.0])

@@ -15,7 +15,15 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from capport.bench.figures import Figure, Result, at_least, median, ratio, spread
+from capport.bench.figures import (
+    Figure,
+    Result,
+    at_least,
+    median,
+    paired_ratio,
+    ratio,
+    spread,
+)
 from capport.bench.parsing import IperfResult, parse_iperf3
 from capport.bench.settings import Settings
 from capport.bench.testbed import LOAD_CPU, SERVER_CPU, BenchError, Testbed, run_checked
@@ -219,13 +227,14 @@ def _judge(
     plain = [run.gigabits_per_second for run in without]
     measured = (
         f"with capport {median(capport):.2f} Gbit/s, without {median(plain):.2f} "
-        f"Gbit/s; medians of {settings.iperf_rounds} round(s), spread between "
-        f"rounds {spread(capport):.0%} and {spread(plain):.0%}"
+        f"Gbit/s, medians of {settings.iperf_rounds} round(s); the rates varied "
+        f"between rounds by {spread(capport):.0%} and {spread(plain):.0%} of their "
+        "medians; the figure is the median of the per-round ratios"
     )
     result.figures.append(
         Figure(
             name=f"throughput with {settings.other_devices:,} other devices authorised",
-            value=ratio(median(capport), median(plain)),
+            value=paired_ratio(capport, plain),
             unit="x",
             measured=measured,
             reference="the same laboratory without capport's table",

@@ -142,6 +142,21 @@ def ratio(measured: float, reference: float) -> float:
     return measured / reference
 
 
+def paired_ratio(measured: Sequence[float], reference: Sequence[float]) -> float:
+    """Return the median of measured[i] / reference[i] over rounds i.
+
+    Each pair ran back to back, so a change in the machine's load between
+    rounds (other programs, the host) affects both sides of one ratio and
+    cancels out, where a ratio of medians would keep it.
+    """
+    if len(measured) != len(reference):
+        raise ValueError(
+            f"cannot pair {len(measured)} measurements with {len(reference)} "
+            "references: each round needs both"
+        )
+    return median([ratio(m, r) for m, r in zip(measured, reference, strict=True)])
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """Return the fraction-quantile of values by the nearest-rank method.
 

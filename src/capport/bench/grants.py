@@ -36,9 +36,6 @@ TITLE = "3. Login latency and logins per second"
 # device's port 80 is redirected to the responder and would connect anyway.
 UPSTREAM = f"{UPSTREAM_ADDRESS}:443"
 PORTAL = f"{GATEWAY_LAN_ADDRESS}:80"
-# Linux evicts a neighbour entry to make room only after it went this long
-# without an update (neigh_forced_gc in net/core/neighbour.c).
-NEIGHBOUR_AGE_SECONDS = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +182,6 @@ def _profile(
         result.notes.append(INSTALL_HINT)
         return
     step(f"profiling the daemon during {settings.profile_logins} logins")
-    # The gateway's neighbour entries of the devices that logged in so far
-    # may be evicted once they are 5 s old, which makes room for the new
-    # devices' entries below the kernel's gc_thresh3.
-    time.sleep(NEIGHBOUR_AGE_SECONDS)
     devices = testbed.add_devices(settings.profile_logins)
     pid = testbed.gateway_pid
     output = testbed.lab.state_dir / "profile-logins.txt"
@@ -198,12 +191,20 @@ def _profile(
     time.sleep(0.5)
     cpu_before = cpu_seconds(pid)
     summary = _logins(testbed, devices, settings.login_concurrency)
-    # The daemon is idle while the load generator starts, so its CPU time
-    # is divided by the time the logins took.
-    cpu_share = (cpu_seconds(pid) - cpu_before) / summary.seconds
+    cpu_used = cpu_seconds(pid) - cpu_before
     profile = recording.finish(
         f"capport's daemon during {summary.succeeded} logins, "
         f"{settings.login_concurrency} at a time ({summary.rate:.0f} logins/s)"
     )
+    if summary.succeeded == 0:
+        examples = "; ".join(summary.errors[:3])
+        result.notes.append(
+            "No profile: no login succeeded while it was taken, for example: "
+            f"{examples}"
+        )
+        return
+    # The daemon is idle while the load generator starts, so its CPU time
+    # is divided by the time the logins took.
+    cpu_share = cpu_used / summary.seconds
     cause = describe_cpu_profile(profile, cpu_share, "the daemon (all its threads)")
     result.profiles.append(replace(profile, cause=cause))

@@ -24,7 +24,7 @@ from capport.bench.figures import (
     Result,
     at_least,
     median,
-    ratio,
+    paired_ratio,
     spread,
 )
 from capport.bench.nginx import REDIRECT_TABLE, Nginx, redirect_ruleset, render_config
@@ -48,6 +48,13 @@ TITLE = "1. Responder throughput against nginx"
 
 URL = f"http://{UPSTREAM_ADDRESS}/"
 SERVERS = ("capport", "nginx")
+WARM_UP_SECONDS = 2
+# wrk has one core, so one thread. The connections stay below the
+# responder's default max_connections_per_client (64): wrk runs from one
+# client address, and connections over that limit would get a 503 that wrk
+# counts like any other non-2xx response.
+WRK_THREADS = 1
+WRK_CONNECTIONS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +95,21 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
     try:
         nginx_head = _check_nginx(testbed, body)
         result.commands.append(shlex.join(nginx.argv))
+        pids = {"capport": testbed.gateway_pid, "nginx": nginx.pid}
         runs = []
         for mode in MODES:
-            for round_number in range(1, settings.wrk_rounds + 1):
-                for server in SERVERS:
-                    step(f"{server}, {mode.name}, round {round_number}")
-                    pid = testbed.gateway_pid if server == "capport" else nginx.pid
-                    runs.append(_measure(testbed, settings, server, mode, pid, result))
+            for server in SERVERS:
+                step(f"{server}, {mode.name}, warm-up")
+                _measure(testbed, WARM_UP_SECONDS, server, mode, pids[server], result)
+            for number in range(1, settings.wrk_rounds + 1):
+                # Each round swaps which server goes first, so neither always
+                # inherits the other's closing connections.
+                order = SERVERS if number % 2 else SERVERS[::-1]
+                for server in order:
+                    step(f"{server}, {mode.name}, round {number}")
+                    seconds = settings.wrk_seconds
+                    pid = pids[server]
+                    runs.append(_measure(testbed, seconds, server, mode, pid, result))
         _judge(result, runs, settings)
         _describe(result, settings, head, nginx_head, len(body))
         _profile_misses(testbed, settings, result, step)
@@ -159,11 +174,11 @@ def _remove_redirect(testbed: Testbed) -> None:
     testbed.run("gw", ["nft", "-f", "-"], input=rules)
 
 
-def wrk_argv(settings: Settings, mode: Mode, seconds: int) -> list[str]:
+def wrk_argv(mode: Mode, seconds: int) -> list[str]:
     return [
         "wrk",
-        f"--threads={settings.wrk_threads}",
-        f"--connections={settings.wrk_connections}",
+        f"--threads={WRK_THREADS}",
+        f"--connections={WRK_CONNECTIONS}",
         f"--duration={seconds}s",
         "--latency",
         *mode.headers,
@@ -173,7 +188,7 @@ def wrk_argv(settings: Settings, mode: Mode, seconds: int) -> list[str]:
 
 def _measure(
     testbed: Testbed,
-    settings: Settings,
+    seconds: int,
     server: str,
     mode: Mode,
     pid: int,
@@ -182,15 +197,13 @@ def _measure(
     if server == "nginx":
         _add_redirect(testbed)
     try:
-        argv = testbed.argv(
-            "c1", wrk_argv(settings, mode, settings.wrk_seconds), LOAD_CPU
-        )
+        argv = testbed.argv("c1", wrk_argv(mode, seconds), LOAD_CPU)
         if shlex.join(argv) not in result.commands:
             result.commands.append(shlex.join(argv))
         log_offset = testbed.log_size()
         server_before, machine_before = cpu_seconds(pid), cpu_times()
         started = time.monotonic()
-        output = run_checked(argv, timeout=settings.wrk_seconds + 30)
+        output = run_checked(argv, timeout=seconds + 30)
         elapsed = time.monotonic() - started
         server_cpu = (cpu_seconds(pid) - server_before) / elapsed
         busy = busy_shares(machine_before, cpu_times())
@@ -226,14 +239,15 @@ def _judge(result: Result, runs: list[Run], settings: Settings) -> None:
         capport, nginx = median(rates["capport"]), median(rates["nginx"])
         measured = (
             f"capport {capport:,.0f} req/s (p99 {p99['capport']:.2f} ms), "
-            f"nginx {nginx:,.0f} req/s (p99 {p99['nginx']:.2f} ms); medians of "
-            f"{settings.wrk_rounds} round(s), spread between rounds capport "
-            f"{spread(rates['capport']):.0%}, nginx {spread(rates['nginx']):.0%}"
+            f"nginx {nginx:,.0f} req/s (p99 {p99['nginx']:.2f} ms), medians of "
+            f"{settings.wrk_rounds} round(s); the rates varied between rounds by "
+            f"{spread(rates['capport']):.0%} (capport) and "
+            f"{spread(rates['nginx']):.0%} (nginx) of their medians"
         )
         result.figures.append(
             Figure(
                 name=f"511 responses per second, {mode.name}",
-                value=ratio(capport, nginx),
+                value=paired_ratio(rates["capport"], rates["nginx"]),
                 unit="x",
                 measured=measured,
                 reference="nginx `return 511`, same body, 1 worker",
@@ -265,10 +279,13 @@ def _describe(
     result: Result, settings: Settings, head: bytes, nginx_head: bytes, body_bytes: int
 ) -> None:
     result.method += [
-        f"wrk in client c1 on CPU {LOAD_CPU}, {settings.wrk_threads} thread(s) "
-        f"and {settings.wrk_connections} connections, {settings.wrk_seconds} s per "
+        f"wrk in client c1 on CPU {LOAD_CPU}, {WRK_THREADS} thread(s) "
+        f"and {WRK_CONNECTIONS} connections, {settings.wrk_seconds} s per "
         f"round, {settings.wrk_rounds} round(s) per server and mode, alternating "
-        "capport and nginx.",
+        "capport and nginx, after one discarded warm-up round of each. The "
+        "figure is the median over rounds of capport's rate divided by "
+        "nginx's rate in the same round, so load from other programs on the "
+        "machine that changes between rounds cancels out.",
         f"Both servers are pinned to CPU {SERVER_CPU} (`taskset`): every thread of "
         "capport's daemon, and nginx's master and its one worker.",
         f"wrk requests {URL} (the origin) for both servers. For capport the "
@@ -317,7 +334,7 @@ def _profile_misses(
         recording = Recording(executable, testbed.gateway_pid, seconds, output)
         # wrk runs a little longer than py-spy samples, so every sample is
         # taken under load.
-        argv = testbed.argv("c1", wrk_argv(settings, mode, seconds + 2), LOAD_CPU)
+        argv = testbed.argv("c1", wrk_argv(mode, seconds + 2), LOAD_CPU)
         pid = testbed.gateway_pid
         cpu_before, started = cpu_seconds(pid), time.monotonic()
         recording.start()
