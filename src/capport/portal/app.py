@@ -18,7 +18,9 @@ from capport.portal.errorpages import ErrorPages
 from capport.portal.headers import SecurityHeadersMiddleware
 from capport.portal.inputs import parse_origin
 from capport.portal.pages import Pages, split_paragraphs
+from capport.portal.probes import ProbeMiddleware
 from capport.portal.signin import SignInViews
+from capport.probes import ProbeTable, merge_probes
 from capport.tokens import TokenSigner
 
 STATIC = Path(__file__).parent / "static"
@@ -59,7 +61,15 @@ def create_portal_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeadersMiddleware)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(
+                ProbeMiddleware,
+                probes=ProbeTable(merge_probes(config.probes)),
+                gateway=gateway,
+                portal_url=config.portal_url(),
+            ),
+        ],
         exception_handlers=errors.handlers(),
     )
     # Starlette would respond to "/status/" with a redirect to an absolute URL
