@@ -24,7 +24,9 @@ Sources, per system:
   (captivedetect.canonicalContent, or "success\\n" for success.txt);
   otherwise Firefox reports a portal.
 - networkmanager: the body must be the configured response ("NetworkManager
-  is online\\n"); an HTTP answer with another body is a portal.
+  is online\\n"), as Ubuntu Core's network-manager documentation describes
+  the setting. NOTE: that an answer with another body counts as a portal is
+  NetworkManager's reported behaviour, not checked against its source.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""The operating-system probe table: which requests are probes, and their answers.
+"""The operating-system probe table: which requests are probes, and their responses.
 
 Operating systems and browsers test a new network with a plain-HTTP request
-whose answer they know. Before login, a probe gets the answer that makes its
-system open the sign-in window; every other request keeps getting 511. After
-login the kernel forwards probes to the real host, unless an entry sets
-answer_after_login, in which case the gateway sends the expected answer
+whose response they know. Before login, a probe gets the response that makes
+its system open the sign-in window, and every other request keeps getting
+511. After login the kernel forwards probes to the real host, unless an
+entry sets answer_after_login. Then the gateway sends the expected response
 itself (for a host the gateway cannot reach, or whose name the operator's
 DNS points at the gateway).
 
@@ -22,15 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class BeforeLogin(enum.StrEnum):
-    """The answer a probe gets from a device that has not logged in."""
+    """The response to a probe from a device that has not logged in."""
 
     # 302 Found to the portal. AOSP NetworkMonitor counts 200-399 (other than
     # 204) as a portal and any other status, 511 included, as no
-    # connectivity, so a redirect is the one answer every system reads as a
+    # connectivity, so a redirect is the one response every system reads as a
     # portal.
     REDIRECT = "redirect"
     # The ordinary 511 page, for probes of systems that open the sign-in
-    # window on any answer other than their expected one.
+    # window on any response other than their expected one.
     CAPTIVE = "captive"
 
 
@@ -180,8 +180,9 @@ def merge_probes(configured: Iterable[ProbeEntry]) -> tuple[ProbeEntry, ...]:
     """
     configured = list(configured)
     keys = {entry.key for entry in configured}
-    kept = [entry for entry in DEFAULT_PROBES if entry.key not in keys]
-    return tuple(entry for entry in [*configured, *kept] if entry.enabled)
+    remaining_defaults = [e for e in DEFAULT_PROBES if e.key not in keys]
+    merged = [*configured, *remaining_defaults]
+    return tuple(entry for entry in merged if entry.enabled)
 
 
 class ProbeTable:
@@ -200,7 +201,7 @@ class ProbeTable:
 
     @property
     def agent_dependent_hosts(self) -> frozenset[bytes]:
-        """Return the hosts whose answer depends on the User-Agent, as bytes.
+        """Return the hosts whose response depends on the User-Agent, as bytes.
 
         A cache of responses keyed without the User-Agent must skip these.
         """

@@ -38,7 +38,7 @@ APPLE_AGENT = "CaptiveNetworkSupport-355.200.27 wispr"
 APPLE_PROBE = "http://captive.apple.com/hotspot-detect.html"
 ORIGIN_SERVER = "capport-lab-origin"
 
-# The gateway answers Apple's probe itself after login, when it reaches it.
+# The gateway sends Apple's expected page itself after login, when it gets the probe.
 APPLE_ANSWERED = {
     "host": "captive.apple.com",
     "path": "/hotspot-detect.html",
@@ -185,7 +185,7 @@ def test_apple_probe_after_login_reaches_real_host(tls_lab: Lab) -> None:
     assert ORIGIN_SERVER in (response.header("server") or "")
 
 
-# Probes whose name points at the gateway: the gateway answers them itself
+# Probes whose name points at the gateway, so the gateway responds itself
 
 
 def to_gateway(lab: Lab, role: str) -> Response:

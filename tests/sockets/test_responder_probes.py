@@ -51,7 +51,7 @@ def test_agents_on_one_host_never_share_responses(
     responder: RunningResponder,
 ) -> None:
     # The response cache is keyed without the User-Agent, so a probe host
-    # whose answer depends on it must bypass the cache in both orders.
+    # whose response depends on it must bypass the cache in both orders.
     client = responder.connect()
     statuses = []
     for agent in (BROWSER_AGENT, APPLE_AGENT, BROWSER_AGENT, APPLE_AGENT):

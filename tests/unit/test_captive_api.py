@@ -1,4 +1,4 @@
-"""The RFC 8908 Captive Portal API and the portal's own probe answers."""
+"""The RFC 8908 Captive Portal API and the portal's own probe responses."""
 
 from __future__ import annotations
 

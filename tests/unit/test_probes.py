@@ -1,4 +1,4 @@
-"""The probe table, its classification and the responder's answers to probes."""
+"""The probe table, its classification and the responder's probe responses."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ SIGNER = TokenSigner(b"probe-test-secret-probe-test-secret", lifetime=900)
 APPLE_AGENT = "CaptiveNetworkSupport-355.200.27 wispr"
 TABLE = ProbeTable(DEFAULT_PROBES)
 
-# The probes with an answer a system checks; Windows' /redirect has none.
+# The probes whose response a system checks. Windows' /redirect has none.
 CHECKED_PROBES = [p for p in DEFAULT_PROBES if p.status == 204 or p.body]
 
 
@@ -48,7 +48,7 @@ def respond(
     user_agent: str | None = None,
     method: bytes = b"GET",
 ) -> tuple[Action, Answer, dict[str, str]]:
-    """Classify and build the responder's answer, and parse it as a client would."""
+    """Classify and build the responder's response, and parse it as a client would."""
     request = parse_request(
         method,
         target.encode(),
@@ -197,7 +197,7 @@ def test_captive_probe_entry_gets_511() -> None:
     assert answer.status == 511
 
 
-def test_probe_after_login_without_answer_returns_to_real_host() -> None:
+def test_probe_after_login_returns_to_real_host() -> None:
     probe = TABLE.match("www.gstatic.com", "/generate_204", None)
     action, answer, headers = respond(
         probe, "/generate_204", "www.gstatic.com", authorised=True
@@ -257,7 +257,7 @@ def test_apple_probe_before_login_is_not_success_page() -> None:
     assert b"Success" not in answer.body
 
 
-def test_apple_probe_answered_after_login_is_exact_success_page() -> None:
+def test_apple_success_page_after_login() -> None:
     probe = TABLE.match("captive.apple.com", "/hotspot-detect.html", APPLE_AGENT)
     assert probe is not None
     answering = probe.model_copy(update={"answer_after_login": True})

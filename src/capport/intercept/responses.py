@@ -14,7 +14,7 @@ from email.utils import formatdate
 from html import escape
 
 from capport.errors import TokenError
-from capport.intercept import probeanswers
+from capport.intercept import proberesponses
 from capport.intercept.actions import Action
 from capport.intercept.request import InterceptedRequest
 from capport.probes import ProbeEntry
@@ -154,12 +154,12 @@ class ResponseBuilder:
         if action is Action.RETURN:
             return self.return_to(request)
         if action is Action.PROBE_REDIRECT:
-            rest = probeanswers.redirect_to_portal(
+            rest = proberesponses.redirect_to_portal(
                 self._portal_url, request.keep_alive, request.is_head
             )
             return status_line(302) + self._date_header() + rest
         if action is Action.PROBE_SUCCESS and probe is not None:
-            rest = probeanswers.expected_answer(
+            rest = proberesponses.expected_response(
                 probe, request.keep_alive, request.is_head
             )
             return status_line(probe.status) + self._date_header() + rest

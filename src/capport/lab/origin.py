@@ -4,7 +4,7 @@ Run in the upstream namespace as `python -m capport.lab.origin`. It serves:
 
 - `/`: a small HTML page containing MARKER;
 - `/x/...`: the request path echoed back as text/plain;
-- the expected answers of the built-in operating-system probes (Apple's
+- the expected responses to the built-in operating-system probes (Apple's
   "Success" page for Host captive.apple.com, a 204 for
   connectivitycheck.gstatic.com, ...), as their real hosts serve them;
 - `/bytes/N`: N bytes sent in 64 KiB chunks with a pause after each, so a
@@ -43,9 +43,9 @@ DEFAULT_DELAY_MS = 20
 MAX_DELAY_MS = 1000
 MAX_STREAM_BYTES = 1 << 34
 
-# The probes that have an expected answer, by host and path. Windows'
-# /redirect has none; its real host sends a browser to a news page.
-PROBE_ANSWERS = {
+# The probes that have an expected response, by host and path. Windows'
+# /redirect has none, because its real host sends a browser to a news page.
+PROBE_RESPONSES = {
     (probe.host, probe.path): probe
     for probe in DEFAULT_PROBES
     if probe.status == 204 or probe.body
@@ -68,9 +68,9 @@ class OriginHandler(BaseHTTPRequestHandler):
     def _route(self, send_body: bool) -> None:
         target = urlsplit(self.path)
         host = normalise_host(self.headers.get("Host"))
-        probe = PROBE_ANSWERS.get((host or "", target.path))
+        probe = PROBE_RESPONSES.get((host or "", target.path))
         if probe is not None:
-            self._send_probe_answer(probe, send_body)
+            self._send_probe_response(probe, send_body)
         elif target.path == "/":
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE, send_body)
         elif target.path.startswith("/x/"):
@@ -103,7 +103,7 @@ class OriginHandler(BaseHTTPRequestHandler):
         if send_body:
             self.wfile.write(body)
 
-    def _send_probe_answer(self, probe: ProbeEntry, send_body: bool) -> None:
+    def _send_probe_response(self, probe: ProbeEntry, send_body: bool) -> None:
         self.send_response(probe.status)
         if probe.status == 204:
             self.end_headers()

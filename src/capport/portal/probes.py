@@ -4,8 +4,8 @@ An operator whose gateway cannot reach a probe's real host (an offline
 network, or a host blocked upstream) points that host's name at the gateway
 in DNS and sets answer_after_login in its [[probes]] entry. Such a probe
 arrives at the portal with the probe host in its Host header, not at the
-responder, so this middleware answers it here the same way: a redirect
-(or 511) before login, the expected answer after it.
+responder, so this middleware responds to it the same way: a redirect (or
+511) before login, the expected response after it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from capport.probes import BeforeLogin, ProbeEntry, ProbeTable, normalise_host
 
 
 class ProbeMiddleware:
-    """Answers requests whose Host and path are in the probe table."""
+    """Responds to requests whose Host and path are in the probe table."""
 
     def __init__(
         self, app: ASGIApp, probes: ProbeTable, gateway: Gateway, portal_url: str
@@ -38,13 +38,13 @@ class ProbeMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        response = self._answer(request)
+        response = self._probe_response(request)
         if response is None:
             await self.app(scope, receive, send)
         else:
             await response(scope, receive, send)
 
-    def _answer(self, request: Request) -> Response | None:
+    def _probe_response(self, request: Request) -> Response | None:
         host = normalise_host(request.headers.get("host"))
         if host is None or host not in self._hosts:
             return None
@@ -77,7 +77,7 @@ class ProbeMiddleware:
 
 
 def expected_response(probe: ProbeEntry) -> Response:
-    """Return the answer the probe's real host sends to an online device."""
+    """Return the response the probe's real host sends to an online device."""
     if probe.status == 204:
         return Response(status_code=204)
     return Response(

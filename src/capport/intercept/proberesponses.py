@@ -1,4 +1,4 @@
-"""The responder's answers to operating-system portal probes.
+"""The responder's responses to operating-system portal probes.
 
 Pure: each function returns the bytes of a response after its status line
 and Date header, so the builder can add the Date of the current second.
@@ -40,7 +40,7 @@ def redirect_to_portal(portal_url: str, keep_alive: bool, head_only: bool) -> by
     )
 
 
-def expected_answer(probe: ProbeEntry, keep_alive: bool, head_only: bool) -> bytes:
+def expected_response(probe: ProbeEntry, keep_alive: bool, head_only: bool) -> bytes:
     """Return the headers and body the probe's real host sends when online.
 
     RFC 9110 section 8.6 forbids Content-Length in a 204, and a 204 has no
