@@ -61,10 +61,12 @@ def run(config_path: Path, check: bool) -> None:
     from capport.daemon import run as run_daemon
     from capport.logs import configure_logging
     from capport.netlink import check_host
+    from capport.tlsinit import check_tls_files
 
     try:
         config = load_config(config_path)
         if check:
+            check_tls_files(config)
             check_host(config)
             click.echo(f"{config_path}: configuration and host are valid.")
             return

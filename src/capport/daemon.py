@@ -33,6 +33,7 @@ from capport.portal.app import create_portal_app
 from capport.probes import ProbeTable, merge_probes
 from capport.reload import merged, restart_keys
 from capport.store import open_store
+from capport.tlsinit import check_tls_files
 from capport.tokens import TokenSigner
 
 log = logging.getLogger("capport.daemon")
@@ -76,6 +77,7 @@ def _portal_socket(config: Config, port: int) -> socket.socket:
 
 def run(config: Config, config_path: Path | None = None) -> None:
     """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads config_path."""
+    check_tls_files(config)
     check_host(config)
     raise_file_limit(config.responder.max_connections + FILE_LIMIT_MARGIN)
     uvloop.run(serve(config, config_path))

@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import ipaddress
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,32 @@ def init_tls(config: Config, force: bool = False) -> TlsFiles:
     return TlsFiles(
         files[0], files[1], tls.certificate, tls.key, spki_hash(certificate)
     )
+
+
+def check_tls_files(config: Config) -> None:
+    """Raise ConfigError unless tls.certificate and tls.key load as a pair.
+
+    The daemon calls this before it changes anything on the host, because
+    the HTTPS server would otherwise only fail once the firewall is in place.
+    """
+    tls = config.tls
+    if tls.certificate is None or tls.key is None:
+        return
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(tls.certificate, tls.key)
+    except ssl.SSLError as error:
+        # Caught before OSError, of which SSLError is a subclass.
+        raise ConfigError(
+            f"tls.certificate {tls.certificate} and tls.key {tls.key} are not a "
+            f"valid PEM certificate and matching key: {error.reason or error}"
+        ) from error
+    except OSError as error:
+        raise ConfigError(
+            f"tls.certificate {tls.certificate} or tls.key {tls.key} cannot be "
+            f"read: {error.strerror or error}; run `capport tls init` to create "
+            "them or fix the paths"
+        ) from error
 
 
 def spki_hash(certificate: x509.Certificate) -> str:

@@ -15,7 +15,13 @@ from capport.config import Config, parse_config
 from capport.enforce.ruleset import RulesetSpec, input_rules
 from capport.errors import ConfigError
 from capport.reload import restart_keys
-from capport.tlsinit import CA_CERTIFICATE_NAME, CA_KEY_NAME, init_tls, spki_hash
+from capport.tlsinit import (
+    CA_CERTIFICATE_NAME,
+    CA_KEY_NAME,
+    check_tls_files,
+    init_tls,
+    spki_hash,
+)
 
 TCP_DPORT = {"payload": {"protocol": "tcp", "field": "dport"}}
 DADDR = {"payload": {"protocol": "ip", "field": "daddr"}}
@@ -173,3 +179,22 @@ def test_init_replaces_files_with_force(tmp_path: Path) -> None:
 def test_init_needs_tls_section() -> None:
     with pytest.raises(ConfigError, match="tls.certificate"):
         init_tls(make_config())
+
+
+def test_check_accepts_files_from_init(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    init_tls(config)
+    check_tls_files(config)
+
+
+def test_check_rejects_missing_certificate(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        check_tls_files(make_config(tmp_path))
+
+
+def test_check_rejects_key_of_other_certificate(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    files = init_tls(config)
+    files.key.write_bytes(files.ca_key.read_bytes())
+    with pytest.raises(ConfigError, match="not a valid PEM certificate"):
+        check_tls_files(config)
