@@ -58,8 +58,8 @@ def init_tls(config: Config, force: bool = False) -> TlsFiles:
     tls = config.tls
     if tls.certificate is None or tls.key is None or tls.hostname is None:
         raise ConfigError(
-            "tls.certificate, tls.key and tls.hostname must be set before "
-            "`capport tls init` can create them"
+            "tls.certificate, tls.key and tls.hostname are missing from the "
+            "configuration; `capport tls init` needs all three"
         )
     directory = tls.certificate.parent
     files = [

@@ -177,7 +177,7 @@ def test_init_replaces_files_with_force(tmp_path: Path) -> None:
 
 
 def test_init_needs_tls_section() -> None:
-    with pytest.raises(ConfigError, match="tls.certificate"):
+    with pytest.raises(ConfigError, match="tls.hostname are missing"):
         init_tls(make_config())
 
 
