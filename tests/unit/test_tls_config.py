@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from capport.cli import main
 from capport.config import Config, parse_config
 from capport.enforce.ruleset import RulesetSpec, input_rules
 from capport.errors import ConfigError
@@ -198,3 +200,31 @@ def test_check_rejects_key_of_other_certificate(tmp_path: Path) -> None:
     files.key.write_bytes(files.ca_key.read_bytes())
     with pytest.raises(ConfigError, match="not a valid PEM certificate"):
         check_tls_files(config)
+
+
+def test_cli_tls_init_prints_files(tmp_path: Path) -> None:
+    config_path = tmp_path / "capport.toml"
+    config_path.write_text(
+        '[gateway]\ninterface = "lan0"\n[portal]\naddress = "192.0.2.1"\n'
+        f'[tls]\ncertificate = "{tmp_path}/tls/portal.pem"\n'
+        f'key = "{tmp_path}/tls/portal-key.pem"\nhostname = "portal.example"\n'
+    )
+    result = CliRunner().invoke(main, ["tls", "init", "--config", str(config_path)])
+    assert result.exit_code == 0, result.output
+    assert f"CA certificate:     {tmp_path}/tls/capport-ca.pem" in result.output
+    assert "server SPKI SHA-256 (base64): " in result.output
+    assert (tmp_path / "tls" / "portal.pem").is_file()
+
+
+def test_cli_tls_init_refuses_second_run(tmp_path: Path) -> None:
+    config_path = tmp_path / "capport.toml"
+    config_path.write_text(
+        '[gateway]\ninterface = "lan0"\n[portal]\naddress = "192.0.2.1"\n'
+        f'[tls]\ncertificate = "{tmp_path}/portal.pem"\n'
+        f'key = "{tmp_path}/portal-key.pem"\nhostname = "portal.example"\n'
+    )
+    arguments = ["tls", "init", "--config", str(config_path)]
+    assert CliRunner().invoke(main, arguments).exit_code == 0
+    second = CliRunner().invoke(main, arguments)
+    assert second.exit_code == 1
+    assert "--force" in second.output
