@@ -306,3 +306,13 @@ def test_windows_redirect_probe_leads_to_portal() -> None:
     )
     assert answer.status == 302
     assert answer.location == PORTAL
+
+
+def test_redirect_to_unicode_portal_url_is_ascii() -> None:
+    probe = TABLE.match("www.gstatic.com", "/generate_204", None)
+    request = parse_request(
+        b"GET", b"/generate_204", b"www.gstatic.com", CLIENT, True, lambda: "x"
+    )
+    builder = ResponseBuilder("http://café.example/", SIGNER)
+    raw = builder.build(request, Action.PROBE_REDIRECT, probe)
+    assert b"Location: http://caf%C3%A9.example/\r\n" in raw

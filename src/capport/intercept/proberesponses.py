@@ -7,6 +7,7 @@ and Date header, so the builder can add the Date of the current second.
 from __future__ import annotations
 
 from html import escape
+from urllib.parse import quote
 
 from capport.probes import ProbeEntry
 
@@ -28,9 +29,13 @@ def redirect_to_portal(portal_url: str, keep_alive: bool, head_only: bool) -> by
     person back to after login.
     """
     page = _REDIRECT_PAGE.format(link=escape(portal_url, quote=True)).encode()
+    # A Location header must be ASCII, but portal.url may contain Unicode.
+    # Percent-encoding keeps the header valid, and a host written in
+    # punycode in portal.url passes unchanged.
+    location = quote(portal_url, safe=":/?#[]@!$&'()*+,;=%~")
     return b"".join(
         (
-            b"Location: %s\r\n" % portal_url.encode("ascii"),
+            b"Location: %s\r\n" % location.encode("ascii"),
             b"Content-Type: text/html; charset=utf-8\r\n",
             _NO_STORE,
             b"Content-Length: %d\r\n" % len(page),
