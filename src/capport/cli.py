@@ -61,10 +61,12 @@ def run(config_path: Path, check: bool) -> None:
     from capport.daemon import run as run_daemon
     from capport.logs import configure_logging
     from capport.netlink import check_host
+    from capport.tlsinit import check_tls_files
 
     try:
         config = load_config(config_path)
         if check:
+            check_tls_files(config)
             check_host(config)
             click.echo(f"{config_path}: configuration and host are valid.")
             return
@@ -121,6 +123,35 @@ def revoke(mac: str, config_path: Path, socket_path: Path | None) -> None:
         raise click.ClickException(str(error)) from None
     for row in ended:
         click.echo(f"Revoked {row['mac']} at {row['ip']} (session {row['session']}).")
+
+
+@main.group("tls")
+def tls_group() -> None:
+    """Certificates for the portal's HTTPS and the Captive Portal API."""
+
+
+@tls_group.command("init")
+@_config_option
+@click.option(
+    "--force", is_flag=True, help="Replace existing CA and certificate files."
+)
+def tls_init(config_path: Path, force: bool) -> None:
+    """Create a local CA and a certificate for tls.hostname at tls.certificate.
+
+    Guests' devices must trust the CA (capport-ca.pem next to the
+    certificate) before they trust the portal's HTTPS.
+    """
+    from capport.tlsinit import init_tls
+
+    try:
+        files = init_tls(load_config(config_path), force=force)
+    except CapportError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"CA certificate:     {files.ca_certificate}")
+    click.echo(f"CA key:             {files.ca_key}")
+    click.echo(f"server certificate: {files.certificate}")
+    click.echo(f"server key:         {files.key}")
+    click.echo(f"server SPKI SHA-256 (base64): {files.spki_sha256}")
 
 
 main.add_command(lab_group)

@@ -20,9 +20,11 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from capport.errors import ConfigError
+from capport.probes import ProbeEntry
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -174,6 +176,60 @@ class AuthSection(_Section):
         return tuple(value)
 
 
+class TlsSection(_Section):
+    """HTTPS for the portal and the Captive Portal API (RFC 8908 section 4.1)."""
+
+    certificate: Path | None = None
+    key: Path | None = None
+    port: Port = 443
+    hostname: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+    )
+
+    @field_validator("certificate", "key", mode="before")
+    @classmethod
+    def _parse_path(cls, value: Any) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError("expected a file path as a string")
+        return Path(value)
+
+    @model_validator(mode="after")
+    def _check_complete(self) -> TlsSection:
+        given = [self.certificate is not None, self.key is not None]
+        if any(given) and not all(given):
+            raise ValueError("set both certificate and key, or neither")
+        if all(given) and self.hostname is None:
+            raise ValueError(
+                "hostname is required with a certificate: the portal's name in it"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.certificate is not None
+
+    def base_url(self) -> str:
+        """Return https://hostname/ with the port when it is not 443."""
+        if self.port == 443:
+            return f"https://{self.hostname}/"
+        return f"https://{self.hostname}:{self.port}/"
+
+
+class ApiSection(_Section):
+    """The Captive Portal API of RFC 8908."""
+
+    path: str = Field(default="/api/captive", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    venue_info_url: str | None = None
+    can_extend_session: bool = False
+
+    @field_validator("venue_info_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"invalid URL {value!r}: expected http:// or https://")
+        return value
+
+
 class LogSection(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -187,7 +243,29 @@ class Config(_Section):
     control: ControlSection = ControlSection()
     firewall: FirewallSection = FirewallSection()
     auth: AuthSection = AuthSection()
+    tls: TlsSection = TlsSection()
+    api: ApiSection = ApiSection()
+    # Entries that replace, remove or add to capport.probes.DEFAULT_PROBES.
+    probes: tuple[ProbeEntry, ...] = ()
     log: LogSection = LogSection()
+
+    @field_validator("probes", mode="before")
+    @classmethod
+    def _parse_probes(cls, value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise ValueError("expected [[probes]] tables")
+        return tuple(value)
+
+    def portal_url(self) -> str:
+        """Return the portal's URL as guests see it, ending in a slash.
+
+        portal.url wins; otherwise the HTTPS URL when TLS is configured,
+        because the Captive Portal API must name an https user-portal-url
+        (RFC 8908 section 5).
+        """
+        if self.portal.url is None and self.tls.enabled:
+            return self.tls.base_url()
+        return self.portal.base_url()
 
     def terms_text(self) -> str:
         """Return the terms of use, read from terms_file when one is set."""

@@ -30,8 +30,10 @@ from capport.intercept.server import Responder
 from capport.logs import configure_logging
 from capport.netlink import NetlinkNeighbours, check_host
 from capport.portal.app import create_portal_app
+from capport.probes import ProbeTable, merge_probes
 from capport.reload import merged, restart_keys
 from capport.store import open_store
+from capport.tlsinit import check_tls_files
 from capport.tokens import TokenSigner
 
 log = logging.getLogger("capport.daemon")
@@ -45,7 +47,9 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def _web_server(app: ASGIApp) -> _EmbeddedServer:
+def _web_server(
+    app: ASGIApp, certificate: Path | None = None, key: Path | None = None
+) -> _EmbeddedServer:
     config = uvicorn.Config(
         app,
         loop="none",
@@ -56,14 +60,16 @@ def _web_server(app: ASGIApp) -> _EmbeddedServer:
         proxy_headers=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=3,
+        ssl_certfile=str(certificate) if certificate is not None else None,
+        ssl_keyfile=str(key) if key is not None else None,
     )
     return _EmbeddedServer(config)
 
 
-def _portal_socket(config: Config) -> socket.socket:
+def _portal_socket(config: Config, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((str(config.portal.address), config.portal.port))
+    sock.bind((str(config.portal.address), port))
     sock.listen(1024)
     sock.setblocking(False)
     return sock
@@ -71,6 +77,7 @@ def _portal_socket(config: Config) -> socket.socket:
 
 def run(config: Config, config_path: Path | None = None) -> None:
     """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads config_path."""
+    check_tls_files(config)
     check_host(config)
     raise_file_limit(config.responder.max_connections + FILE_LIMIT_MARGIN)
     uvloop.run(serve(config, config_path))
@@ -135,19 +142,28 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
 
         responder = Responder(
             config.responder,
-            config.portal.base_url(),
+            config.portal_url(),
             signer,
             gateway.is_authorised_ip,
+            ProbeTable(merge_probes(config.probes)),
         )
         await responder.start(str(config.portal.address), config.responder.port)
         stack.push_async_callback(responder.stop)
 
-        portal = _web_server(create_portal_app(gateway, signer, config, secret))
+        portal_app = create_portal_app(gateway, signer, config, secret)
+        portal = _web_server(portal_app)
         control = _web_server(create_control_app(gateway))
         sockets = {
-            portal: _portal_socket(config),
+            portal: _portal_socket(config, config.portal.port),
             control: bind_control_socket(config.control.socket),
         }
+        if config.tls.enabled:
+            # The same application over HTTPS, for the portal and the
+            # Captive Portal API; uvicorn loads the files and fails on a
+            # bad certificate or key before any client connects.
+            tls = config.tls
+            https = _web_server(portal_app, tls.certificate, tls.key)
+            sockets[https] = _portal_socket(config, tls.port)
         serving = [
             asyncio.create_task(server.serve(sockets=[sock]))
             for server, sock in sockets.items()
@@ -159,7 +175,7 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         log.info(
             "Gateway running on %s: portal %s, responder port %d, %d sessions.",
             config.gateway.interface,
-            config.portal.base_url(),
+            config.portal_url(),
             config.responder.port,
             len(gateway.sessions()),
         )

@@ -25,6 +25,11 @@ def changed_keys(old: Config, new: Config) -> list[str]:
     old_values = old.model_dump()
     new_values = new.model_dump()
     for section, values in new_values.items():
+        if not isinstance(values, dict):
+            # A list of tables, such as [[probes]], changes as a whole.
+            if old_values[section] != values:
+                changed.append(section)
+            continue
         for key, value in values.items():
             if old_values[section].get(key) != value:
                 changed.append(f"{section}.{key}")

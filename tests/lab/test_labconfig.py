@@ -73,3 +73,26 @@ def test_invalid_extra_config_rejected_before_writing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="session.nonsense"):
         write_config(document(session={"nonsense": 1}), path)
     assert not path.exists()
+
+
+def test_render_writes_arrays_of_tables() -> None:
+    source = {
+        "a": {"n": 1},
+        "probes": [{"host": "p.example", "path": "/c"}, {"host": "q.example"}],
+    }
+    assert tomllib.loads(render_toml(source)) == source
+
+
+def test_tls_document_loads_with_https_portal(tmp_path: Path) -> None:
+    path = tmp_path / "capport.toml"
+    tls_document = gateway_document(
+        interface="lo",
+        portal_address="127.0.0.1",
+        state_dir=tmp_path,
+        session_duration=60.0,
+        tls=True,
+    )
+    write_config(tls_document, path)
+    config = load_config(path)
+    assert config.portal_url() == "https://portal.lab/"
+    assert config.tls.certificate == tmp_path / "tls" / "portal.pem"

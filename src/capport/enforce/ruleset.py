@@ -71,6 +71,8 @@ class RulesetSpec:
     responder_port: int
     allow_tcp_ports: tuple[int, ...] = ()
     allow_udp_ports: tuple[int, ...] = ()
+    # The portal's HTTPS port, when TLS is configured.
+    portal_tls_port: int | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> RulesetSpec:
@@ -82,6 +84,7 @@ class RulesetSpec:
             responder_port=config.responder.port,
             allow_tcp_ports=config.firewall.allow_tcp_ports,
             allow_udp_ports=config.firewall.allow_udp_ports,
+            portal_tls_port=config.tls.port if config.tls.enabled else None,
         )
 
 
@@ -282,7 +285,7 @@ def input_rules(spec: RulesetSpec) -> list[list[dict[str, Any]]]:
         [_match(_payload("tcp", "dport"), tcp_ports), _accept()],
         [
             _match(_payload("ip", "daddr"), str(spec.portal_address)),
-            _match(_payload("tcp", "dport"), spec.portal_port),
+            _match(_payload("tcp", "dport"), _portal_ports(spec)),
             _accept(),
         ],
         [_match(_payload("icmp", "type"), "echo-request"), _accept()],
@@ -293,6 +296,12 @@ def input_rules(spec: RulesetSpec) -> list[list[dict[str, Any]]]:
         [_match(_meta("l4proto"), "tcp"), _reject_tcp()],
         [_reject_icmpx()],
     ]
+
+
+def _portal_ports(spec: RulesetSpec) -> int | dict[str, list[int]]:
+    if spec.portal_tls_port is None:
+        return spec.portal_port
+    return _port_set(spec.portal_port, spec.portal_tls_port)
 
 
 def forward_rules(spec: RulesetSpec) -> list[list[dict[str, Any]]]:

@@ -80,6 +80,8 @@ class InterceptConnection(asyncio.Protocol):
         self._builder = responder.builder
         self._cache = responder.response_cache
         self._is_authorised = responder.is_authorised
+        self._probes = responder.probes
+        self._agent_hosts = responder.probes.agent_dependent_hosts
         self._stats = responder.stats
         self._parser = HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
@@ -109,6 +111,7 @@ class InterceptConnection(asyncio.Protocol):
         self._body_bytes = 0
         self._target = b""
         self._host: bytes | None = None
+        self._user_agent: bytes | None = None
         self._expect_continue = False
         self._method = b""
         self._keep_alive = True
@@ -240,6 +243,8 @@ class InterceptConnection(asyncio.Protocol):
                 or int(value) > self._limits.max_body_bytes
             ):
                 self._stop(413)
+        elif size == 10 and name.lower() == b"user-agent":
+            self._user_agent = value
         elif size == 6 and name.lower() == b"expect":
             self._expect_continue = value.lower() == b"100-continue"
 
@@ -267,10 +272,15 @@ class InterceptConnection(asyncio.Protocol):
         # NOTE: a cached response is reused for every request with the same
         # key, so the key must hold every value that classify() and the
         # builder read. A request without Host depends on the connection's
-        # destination as well and is never cached.
+        # destination as well and is never cached, and neither is a request
+        # to a host whose probe answer depends on the User-Agent.
         key = None
         response = None
-        if self._host and not authorised:
+        if (
+            self._host
+            and not authorised
+            and self._host.partition(b":")[0].lower() not in self._agent_hosts
+        ):
             key = (self._method, self._target, self._host, keep_alive)
             response = self._cache.get(key)
         if response is None:
@@ -301,6 +311,7 @@ class InterceptConnection(asyncio.Protocol):
         self._body_bytes = 0
         self._target = b""
         self._host = None
+        self._user_agent = None
         self._expect_continue = False
 
     # Parsing
@@ -414,10 +425,12 @@ class InterceptConnection(asyncio.Protocol):
             self.client_ip,
             self._keep_alive,
             self._original_destination,
+            self._user_agent,
         )
-        action = classify(request, authorised)
-        response = self._builder.build(request, action)
-        if action is Action.CAPTIVE:
+        probe = self._probes.match(request.host, request.target, request.user_agent)
+        action = classify(request, authorised, probe)
+        response = self._builder.build(request, action, probe)
+        if action is Action.CAPTIVE or action is Action.PROBE_REDIRECT:
             self._stats.captive_responses += 1
             if cache_key is not None:
                 self._responder.cache_response(cache_key, response)

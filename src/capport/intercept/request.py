@@ -38,6 +38,7 @@ class InterceptedRequest:
     captured_url: str
     client_ip: IPAddress
     keep_alive: bool
+    user_agent: str | None = None
 
     @property
     def is_head(self) -> bool:
@@ -51,6 +52,7 @@ def parse_request(
     client_ip: IPAddress,
     keep_alive: bool,
     destination: Callable[[], str],
+    user_agent: bytes | None = None,
 ) -> InterceptedRequest:
     """Build an InterceptedRequest from the raw values the parser produced.
 
@@ -66,6 +68,7 @@ def parse_request(
         captured_url=capture_url(normalised, host_text, destination),
         client_ip=client_ip,
         keep_alive=keep_alive,
+        user_agent=(user_agent.decode("latin-1") if user_agent is not None else None),
     )
 
 

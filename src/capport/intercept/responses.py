@@ -14,12 +14,17 @@ from email.utils import formatdate
 from html import escape
 
 from capport.errors import TokenError
+from capport.intercept import proberesponses
 from capport.intercept.actions import Action
 from capport.intercept.request import InterceptedRequest
+from capport.probes import ProbeEntry
 from capport.tokens import TokenSigner
 
 # Reason phrases as RFC 9110 section 15 and RFC 6585 name them.
 REASONS = {
+    200: "OK",
+    204: "No Content",
+    302: "Found",
     307: "Temporary Redirect",
     400: "Bad Request",
     408: "Request Timeout",
@@ -136,10 +141,28 @@ class ResponseBuilder:
         self._captive_status = status_line(511)
         self._return_status = status_line(307)
 
-    def build(self, request: InterceptedRequest, action: Action) -> bytes:
-        """Return the response to request for the action classify chose."""
+    def build(
+        self,
+        request: InterceptedRequest,
+        action: Action,
+        probe: ProbeEntry | None = None,
+    ) -> bytes:
+        """Return the response to request for the action classify chose.
+
+        probe is the entry classify was given; PROBE_SUCCESS requires it.
+        """
         if action is Action.RETURN:
             return self.return_to(request)
+        if action is Action.PROBE_REDIRECT:
+            rest = proberesponses.redirect_to_portal(
+                self._portal_url, request.keep_alive, request.is_head
+            )
+            return status_line(302) + self._date_header() + rest
+        if action is Action.PROBE_SUCCESS and probe is not None:
+            rest = proberesponses.expected_response(
+                probe, request.keep_alive, request.is_head
+            )
+            return status_line(probe.status) + self._date_header() + rest
         return self.captive(request)
 
     def captive(self, request: InterceptedRequest) -> bytes:

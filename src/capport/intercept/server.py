@@ -20,6 +20,7 @@ from capport.intercept.connection import LINGER_SECONDS, InterceptConnection
 from capport.intercept.destination import socket_address_ip
 from capport.intercept.responses import ResponseBuilder
 from capport.models import IPAddress
+from capport.probes import ProbeTable, merge_probes
 from capport.tokens import TokenSigner
 
 log = logging.getLogger("capport.intercept")
@@ -106,8 +107,11 @@ class Responder:
         portal_url: str,
         signer: TokenSigner,
         is_authorised: Callable[[IPAddress], bool],
+        probes: ProbeTable | None = None,
     ) -> None:
         self.settings = settings
+        # The built-in probe table unless the configuration gives one.
+        self.probes = probes if probes is not None else ProbeTable(merge_probes(()))
         self.limits = Limits.from_settings(settings)
         self.builder = ResponseBuilder(portal_url, signer)
         self.response_cache: dict[Hashable, bytes] = {}

@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from capport.config import load_config
 from capport.lab import system
 from capport.lab.labconfig import gateway_document, write_config
 from capport.lab.system import LabError, ProcessRecord
@@ -24,6 +25,7 @@ from capport.lab.topology import (
     ORIGIN_HOST,
     PORTAL_HOST,
     PREFIX_LENGTH,
+    PROBE_HOSTS,
     UPSTREAM_ADDRESS,
     WAN_INTERFACE,
     Lab,
@@ -41,10 +43,13 @@ def up(
     *,
     start_gateway: bool = True,
     timeout: float = 20.0,
+    tls: bool = False,
 ) -> Lab:
     """Build the laboratory and, unless start_gateway is false, start the gateway in it.
 
     extra_config is merged over the generated configuration, table by table.
+    With tls, a local CA (Lab.ca_path) and a certificate for portal.lab are
+    created and the gateway serves the portal and its API over HTTPS too.
     On any failure, Ctrl-C included, whatever was built is removed again
     before the error propagates.
     """
@@ -60,7 +65,7 @@ def up(
         )
     started = time.monotonic()
     try:
-        _build(lab, session_duration, extra_config or {}, timeout)
+        _build(lab, session_duration, extra_config or {}, timeout, tls)
         if start_gateway:
             lab.start_gateway(timeout)
     except BaseException:
@@ -130,7 +135,11 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def _build(
-    lab: Lab, session_duration: float, extra_config: Mapping[str, Any], timeout: float
+    lab: Lab,
+    session_duration: float,
+    extra_config: Mapping[str, Any],
+    timeout: float,
+    tls: bool,
 ) -> None:
     lab.state_dir.mkdir(parents=True)
     lab.save()
@@ -147,8 +156,15 @@ def _build(
         state_dir=lab.state_dir,
         session_duration=session_duration,
         extra_config=extra_config,
+        tls=tls,
     )
     write_config(document, lab.config_path)
+    if tls:
+        # Imported here: cryptography is only needed for a TLS laboratory.
+        from capport.tlsinit import init_tls
+
+        files = init_tls(load_config(lab.config_path))
+        log.info("Created the laboratory CA %s.", files.ca_certificate)
     _start_origin(lab, timeout)
 
 
@@ -269,6 +285,9 @@ def _write_hosts(lab: Lab) -> None:
         "::1\tlocalhost\n"
         f"{UPSTREAM_ADDRESS}\t{ORIGIN_HOST}\n"
         f"{GATEWAY_LAN_ADDRESS}\t{PORTAL_HOST}\n"
+        # The operating systems' probe hosts are served by the origin, so a
+        # probe reaches a "real host" once the device has logged in.
+        f"{UPSTREAM_ADDRESS}\t{' '.join(PROBE_HOSTS)}\n"
     )
     for role in CLIENT_ROLES:
         directory = hosts_dir(lab, role)

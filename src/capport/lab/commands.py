@@ -72,10 +72,18 @@ def lab_group() -> None:
     is_flag=True,
     help="Build the namespaces and the origin server only; do not start capport.",
 )
-def up_command(prefix: str, session_duration: float, no_gateway: bool) -> None:
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve the portal and the Captive Portal API over HTTPS as portal.lab, "
+    "with a local CA that `curl --cacert` can trust.",
+)
+def up_command(
+    prefix: str, session_duration: float, no_gateway: bool, tls: bool
+) -> None:
     _require_root()
     try:
-        lab = up(prefix, session_duration, start_gateway=not no_gateway)
+        lab = up(prefix, session_duration, start_gateway=not no_gateway, tls=tls)
     except CapportError as error:
         raise click.ClickException(str(error)) from None
     _print_summary(lab, gateway_started=not no_gateway)
@@ -161,6 +169,8 @@ def _print_summary(lab: Lab, gateway_started: bool) -> None:
     click.echo(f"  configuration: {lab.config_path}")
     click.echo(f"  gateway log:   {lab.log_path}")
     click.echo(f"  state:         {lab.state_path}")
+    if lab.ca_path.exists():
+        click.echo(f"  local CA:      {lab.ca_path} (curl --cacert)")
     if not gateway_started:
         click.echo("  the gateway was not started (--no-gateway)")
     click.echo("")

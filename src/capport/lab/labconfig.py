@@ -24,11 +24,14 @@ def gateway_document(
     state_dir: Path,
     session_duration: float,
     extra_config: Mapping[str, Any] | None = None,
+    tls: bool = False,
 ) -> ConfigDocument:
     """Return the laboratory gateway's configuration, extra_config merged over it.
 
     Values in extra_config replace generated ones key by key, so a test can
-    change one setting of a table and keep the rest.
+    change one setting of a table and keep the rest. With tls, the portal
+    and the Captive Portal API are served over HTTPS as portal.lab, with
+    files that capport.tlsinit creates in state_dir/tls.
     """
     document: ConfigDocument = {
         "gateway": {"interface": interface},
@@ -43,6 +46,14 @@ def gateway_document(
         "control": {"socket": str(state_dir / "control.sock")},
         "log": {"level": "info"},
     }
+    if tls:
+        document["tls"] = {
+            "certificate": str(state_dir / "tls" / "portal.pem"),
+            "key": str(state_dir / "tls" / "portal-key.pem"),
+            "hostname": "portal.lab",
+            "port": 443,
+        }
+        document["api"] = {"venue_info_url": "http://origin.lab/x/venue"}
     return merge(document, extra_config or {})
 
 
@@ -75,16 +86,37 @@ def render_toml(document: Mapping[str, Any]) -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def _render_table(table: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
-    scalars = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
+def _render_table(
+    table: Mapping[str, Any], path: list[str], lines: list[str], array: bool = False
+) -> None:
+    scalars = {
+        k: v for k, v in table.items() if not (isinstance(v, Mapping) or _is_array(v))
+    }
     tables = {k: v for k, v in table.items() if isinstance(v, Mapping)}
-    if path and (scalars or not tables):
+    arrays = {k: v for k, v in table.items() if _is_array(v)}
+    name = ".".join(_key(part) for part in path)
+    if array:
         lines.append("")
-        lines.append("[" + ".".join(_key(part) for part in path) + "]")
+        lines.append(f"[[{name}]]")
+    elif path and (scalars or not (tables or arrays)):
+        lines.append("")
+        lines.append(f"[{name}]")
     for key, value in scalars.items():
         lines.append(f"{_key(key)} = {_value(value)}")
     for key, value in tables.items():
         _render_table(value, [*path, key], lines)
+    for key, items in arrays.items():
+        for item in items:
+            _render_table(item, [*path, key], lines, array=True)
+
+
+def _is_array(value: Any) -> bool:
+    # A non-empty list of tables is written as an array of tables, [[name]].
+    return (
+        isinstance(value, list | tuple)
+        and bool(value)
+        and all(isinstance(item, Mapping) for item in value)
+    )
 
 
 def _key(key: str) -> str:

@@ -4,6 +4,9 @@ Run in the upstream namespace as `python -m capport.lab.origin`. It serves:
 
 - `/`: a small HTML page containing MARKER;
 - `/x/...`: the request path echoed back as text/plain;
+- the expected responses to the built-in operating-system probes (Apple's
+  "Success" page for Host captive.apple.com, a 204 for
+  connectivitycheck.gstatic.com, ...), as their real hosts serve them;
 - `/bytes/N`: N bytes sent in 64 KiB chunks with a pause after each, so a
   download lasts long enough to be cut off mid-way (`?delay=MS` sets the
   pause in milliseconds, 0 to 1000, default 20);
@@ -24,6 +27,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from capport.probes import DEFAULT_PROBES, ProbeEntry, normalise_host
+
 log = logging.getLogger("capport.lab")
 
 MARKER = "capport-lab-origin: you are online"
@@ -37,6 +42,14 @@ CHUNK_BYTES = 64 * 1024
 DEFAULT_DELAY_MS = 20
 MAX_DELAY_MS = 1000
 MAX_STREAM_BYTES = 1 << 34
+
+# The probes that have an expected response, by host and path. Windows'
+# /redirect has none, because its real host sends a browser to a news page.
+PROBE_RESPONSES = {
+    (probe.host, probe.path): probe
+    for probe in DEFAULT_PROBES
+    if probe.status == 204 or probe.body
+}
 
 
 class OriginHandler(BaseHTTPRequestHandler):
@@ -54,7 +67,11 @@ class OriginHandler(BaseHTTPRequestHandler):
 
     def _route(self, send_body: bool) -> None:
         target = urlsplit(self.path)
-        if target.path == "/":
+        host = normalise_host(self.headers.get("Host"))
+        probe = PROBE_RESPONSES.get((host or "", target.path))
+        if probe is not None:
+            self._send_probe_response(probe, send_body)
+        elif target.path == "/":
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE, send_body)
         elif target.path.startswith("/x/"):
             self._send(
@@ -82,6 +99,18 @@ class OriginHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def _send_probe_response(self, probe: ProbeEntry, send_body: bool) -> None:
+        self.send_response(probe.status)
+        if probe.status == 204:
+            self.end_headers()
+            return
+        body = probe.success_body
+        self.send_header("Content-Type", probe.content_type)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if send_body:
             self.wfile.write(body)

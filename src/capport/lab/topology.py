@@ -30,6 +30,7 @@ from typing import Any
 from capport.config import load_config
 from capport.lab import system
 from capport.lab.system import LabError, ProcessRecord
+from capport.probes import DEFAULT_PROBES
 
 log = logging.getLogger("capport.lab")
 
@@ -57,6 +58,8 @@ ORIGIN_HOST = "origin.lab"
 PORTAL_HOST = "portal.lab"
 ORIGIN_URL = f"http://{ORIGIN_HOST}/"
 PORTAL_URL = f"http://{GATEWAY_LAN_ADDRESS}/"
+# The host names of the built-in probes, which clients resolve to the origin.
+PROBE_HOSTS = tuple(sorted({probe.host for probe in DEFAULT_PROBES}))
 
 # The interfaces up() creates, by role; recorded in state.json for people.
 LINKS = {
@@ -103,6 +106,11 @@ class Lab:
     @property
     def origin_log_path(self) -> Path:
         return self.state_dir / "origin.log"
+
+    @property
+    def ca_path(self) -> Path:
+        """The local CA of a laboratory built with tls; clients trust it."""
+        return self.state_dir / "tls" / "capport-ca.pem"
 
     @property
     def state_path(self) -> Path:

@@ -12,12 +12,15 @@ from starlette.staticfiles import StaticFiles
 from capport.auth.ratelimit import FailureLimiter
 from capport.config import Config
 from capport.gateway import Gateway
+from capport.portal.captiveapi import CaptiveApi
 from capport.portal.csrf import CsrfTokens
 from capport.portal.errorpages import ErrorPages
 from capport.portal.headers import SecurityHeadersMiddleware
 from capport.portal.inputs import parse_origin
 from capport.portal.pages import Pages, split_paragraphs
+from capport.portal.probes import ProbeMiddleware
 from capport.portal.signin import SignInViews
+from capport.probes import ProbeTable, merge_probes
 from capport.tokens import TokenSigner
 
 STATIC = Path(__file__).parent / "static"
@@ -39,13 +42,15 @@ def create_portal_app(
         csrf=CsrfTokens(secret),
         pages=pages,
         terms=split_paragraphs(config.terms_text()),
-        configured_origin=parse_origin(config.portal.base_url()),
+        configured_origin=parse_origin(config.portal_url()),
         methods=config.auth.methods,
         details=config.auth.details,
         limiter=FailureLimiter(config.auth.max_failures, config.auth.failure_window),
         user_max_devices=config.auth.user_max_devices,
     )
+    api = CaptiveApi(gateway, config.api, config.portal_url())
     routes = [
+        Route(config.api.path, api.endpoint, methods=["GET"]),
         Route("/", views.splash, methods=["GET"]),
         Route("/accept", views.accept, methods=["POST"]),
         Route("/login", views.login, methods=["POST"]),
@@ -56,7 +61,15 @@ def create_portal_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeadersMiddleware)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(
+                ProbeMiddleware,
+                probes=ProbeTable(merge_probes(config.probes)),
+                gateway=gateway,
+                portal_url=config.portal_url(),
+            ),
+        ],
         exception_handlers=errors.handlers(),
     )
     # Starlette would respond to "/status/" with a redirect to an absolute URL
