@@ -129,3 +129,15 @@ def test_page_ends_with_one_newline() -> None:
     page = render_markdown(INFO, [_result()])
     assert page.endswith("\n")
     assert not page.endswith("\n\n")
+
+
+def test_busy_machine_noted() -> None:
+    busy = RunInfo(INFO.command, INFO.started, 60.0, False, load=(2.5, 1.8), cores=2)
+    page = render_markdown(busy, [_result()])
+    assert "load average was 2.50 at the start and 1.80 at the end" in page
+
+
+def test_idle_machine_not_noted() -> None:
+    idle = RunInfo(INFO.command, INFO.started, 60.0, False, load=(0.3, 0.9), cores=2)
+    page = render_markdown(idle, [_result()])
+    assert "Other programs were running" not in page

@@ -61,22 +61,25 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
     result = Result(NAME, TITLE)
     config = str(testbed.lab.config_path)
     step("logging client c2 in through the portal")
-    log_in(testbed, CLIENT)
+    log_in(testbed, CLIENT, result.commands)
     step(f"authorising {settings.other_devices:,} other devices")
     granted = testbed.worker(
-        "gw", WORKER, ["grant", config, str(settings.other_devices)]
+        "gw",
+        WORKER,
+        ["grant", config, str(settings.other_devices)],
+        record=result.commands,
     )
-    server = _start_server(testbed)
+    server = _start_server(testbed, result)
     try:
         with_capport: list[IperfResult] = []
         without: list[IperfResult] = []
         for round_number in range(1, settings.iperf_rounds + 1):
             step(f"with capport, round {round_number}")
             with_capport.append(_iperf(testbed, settings, result))
-            testbed.worker("gw", WORKER, ["uninstall", config])
+            testbed.worker("gw", WORKER, ["uninstall", config], record=result.commands)
             step(f"without capport, round {round_number}")
             without.append(_iperf(testbed, settings, result))
-            _install(testbed, settings.other_devices)
+            _install(testbed, settings.other_devices, result)
         _judge(result, settings, with_capport, without, granted)
         if result.figures[0].met is False:
             _diagnose(testbed, settings, result, step)
@@ -88,12 +91,12 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
     return result
 
 
-def _install(testbed: Testbed, other_devices: int) -> None:
+def _install(testbed: Testbed, other_devices: int, result: Result) -> None:
     """Install capport's table with client c2 and other_devices fake devices."""
     device = f"{CLIENT_MACS[CLIENT]}/{CLIENT_ADDRESSES[CLIENT]}"
     config = str(testbed.lab.config_path)
     install = ["install", config, str(other_devices), "--device", device]
-    testbed.worker("gw", WORKER, install)
+    testbed.worker("gw", WORKER, install, record=result.commands)
 
 
 def _diagnose(
@@ -115,15 +118,17 @@ def _diagnose(
     step("diagnosis: no rules")
     rates["no rules"] = _rounds(testbed, settings, result)
     testbed.run("gw", ["nft", "-f", "-"], input=CONNTRACK_TABLE)
+    nft = shlex.join(testbed.argv("gw", ["nft", "-f", "-"]))
+    result.commands.append(f"{nft} <<'EOF'\n{CONNTRACK_TABLE}EOF")
     try:
         step("diagnosis: connection tracking alone")
         rates["connection tracking only"] = _rounds(testbed, settings, result)
     finally:
         testbed.run("gw", ["nft", "delete", "table", "inet", CONNTRACK_TABLE_NAME])
-    _install(testbed, 0)
+    _install(testbed, 0, result)
     step("diagnosis: capport's table with c2 alone")
     rates["capport's table, c2 alone in the set"] = _rounds(testbed, settings, result)
-    _install(testbed, settings.other_devices)
+    _install(testbed, settings.other_devices, result)
     step(f"diagnosis: capport's table with {settings.other_devices:,} devices")
     label = f"capport's table, c2 and {settings.other_devices:,} others"
     rates[label] = _rounds(testbed, settings, result)
@@ -151,7 +156,7 @@ def _rounds(testbed: Testbed, settings: Settings, result: Result) -> list[IperfR
     return [_iperf(testbed, settings, result) for _ in range(settings.diagnosis_rounds)]
 
 
-def log_in(testbed: Testbed, role: str) -> None:
+def log_in(testbed: Testbed, role: str, record: list[str] | None = None) -> None:
     """Click through the portal from client role's own interface."""
     device = {
         "interface": "eth0",
@@ -165,14 +170,16 @@ def log_in(testbed: Testbed, role: str) -> None:
         "portal": f"{GATEWAY_LAN_ADDRESS}:80",
         "upstream": f"{UPSTREAM_ADDRESS}:443",
     }
-    output = testbed.worker(role, "capport.bench.loadgen", ["login"], request)
+    loadgen = "capport.bench.loadgen"
+    output = testbed.worker(role, loadgen, ["login"], request, record=record)
     login = output["logins"][0]
     if "error" in login:
         raise BenchError(f"client {role} could not log in: {login['error']}")
 
 
-def _start_server(testbed: Testbed) -> subprocess.Popen[bytes]:
+def _start_server(testbed: Testbed, result: Result) -> subprocess.Popen[bytes]:
     argv = ["iperf3", "--server", "--bind", UPSTREAM_ADDRESS, "--port", str(IPERF_PORT)]
+    result.commands.append(shlex.join(testbed.argv("up", argv, SERVER_CPU)))
     process = subprocess.Popen(
         testbed.argv("up", argv, SERVER_CPU),
         stdin=subprocess.DEVNULL,

@@ -87,9 +87,9 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
     one_by_one = testbed.add_devices(settings.latency_logins)
     together = testbed.add_devices(settings.rate_logins)
     step(f"{len(one_by_one)} logins one at a time")
-    latency = _logins(testbed, one_by_one, 1)
+    latency = _logins(testbed, one_by_one, 1, result.commands)
     step(f"{len(together)} logins, {settings.login_concurrency} at a time")
-    load = _logins(testbed, together, settings.login_concurrency)
+    load = _logins(testbed, together, settings.login_concurrency, result.commands)
     _judge(result, settings, latency, load)
     if any(figure.met is False for figure in result.figures):
         _profile(testbed, settings, result, step)
@@ -97,7 +97,10 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
 
 
 def _logins(
-    testbed: Testbed, devices: list[LinkedDevice], concurrency: int
+    testbed: Testbed,
+    devices: list[LinkedDevice],
+    concurrency: int,
+    record: list[str] | None = None,
 ) -> LoginSummary:
     request = {
         "devices": [device.to_json() for device in devices],
@@ -106,7 +109,8 @@ def _logins(
         "portal": PORTAL,
         "upstream": UPSTREAM,
     }
-    output = testbed.worker(DEVICE_ROLE, "capport.bench.loadgen", ["login"], request)
+    loadgen = "capport.bench.loadgen"
+    output = testbed.worker(DEVICE_ROLE, loadgen, ["login"], request, record=record)
     return summarise_logins(output["logins"])
 
 

@@ -26,6 +26,14 @@ class RunInfo:
     quick: bool
     machine: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    # The 1-minute load average at the start and at the end, and the cores.
+    load: tuple[float, float] = (0.0, 0.0)
+    cores: int = 1
+
+
+# A load average above this share of the cores means other programs ran
+# alongside the benchmarks, and the report says so.
+BUSY_LOAD_PER_CORE = 0.5
 
 
 def verdict(figure: Figure) -> str:
@@ -82,6 +90,8 @@ def render_markdown(info: RunInfo, results: list[Result]) -> str:
         f"- mode: {_mode(info.quick)}",
         "",
     ]
+    if max(info.load) > BUSY_LOAD_PER_CORE * info.cores:
+        lines += [_busy_note(info), ""]
     lines += _key_value_section("Machine", info.machine)
     lines += _key_value_section("Versions", info.versions)
     lines += _summary_section(results)
@@ -97,6 +107,17 @@ def _mode(quick: bool) -> str:
             "harness; its figures are not a record of performance"
         )
     return "full"
+
+
+def _busy_note(info: RunInfo) -> str:
+    start, end = info.load
+    return (
+        f"Other programs were running on this {info.cores}-core machine during "
+        f"the run: its load average was {start:.2f} at the start and {end:.2f} at "
+        "the end. Ratios compare sides measured back to back in the same "
+        "rounds, but absolute rates and latencies are worse than on an idle "
+        "machine, and rounds vary more."
+    )
 
 
 def _minutes(seconds: float) -> str:

@@ -95,6 +95,9 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
     try:
         nginx_head = _check_nginx(testbed, body)
         result.commands.append(shlex.join(nginx.argv))
+        nft = shlex.join(testbed.argv("gw", ["nft", "-f", "-"]))
+        rules = redirect_ruleset(LAN_INTERFACE, NGINX_PORT)
+        result.commands.append(f"{nft} <<'EOF'  # before each nginx round\n{rules}EOF")
         pids = {"capport": testbed.gateway_pid, "nginx": nginx.pid}
         runs = []
         for mode in MODES:
@@ -219,7 +222,8 @@ def _measure(
     if server == "capport" and "Rejected a connection" in testbed.log_since(log_offset):
         raise BenchError(
             "the responder rejected connections at its connection limits during "
-            "the run; lower wrk_connections below max_connections_per_client"
+            "the run; lower WRK_CONNECTIONS in capport/bench/responder.py below "
+            "max_connections_per_client"
         )
     # Let the kernel finish closing the round's connections before the next.
     time.sleep(1.0)

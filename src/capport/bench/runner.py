@@ -82,6 +82,7 @@ def run_benchmarks(
     """
     started_at = datetime.now().astimezone()
     started = time.monotonic()
+    load_start = os.getloadavg()[0]
     machine = machine_info()
     versions = tool_versions()
     results: list[Result] = []
@@ -115,6 +116,8 @@ def run_benchmarks(
         quick=settings.quick,
         machine=machine,
         versions=versions,
+        load=(load_start, load[0]),
+        cores=os.cpu_count() or 1,
     )
     return info, results
 

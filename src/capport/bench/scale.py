@@ -77,6 +77,7 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
     inserted = seed_sessions(lab.store_path, settings.sessions, time.time())
     seed_seconds = time.monotonic() - started
 
+    result.commands.append(shlex.join(lab.exec_argv("gw", lab.gateway_argv)))
     step("starting the gateway on the full store")
     offset = testbed.log_size()
     started = time.monotonic()
@@ -92,12 +93,16 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
     step("timing accounting passes against nft")
     config = str(lab.config_path)
     accounting = testbed.worker(
-        "gw", WORKER, ["account", config, str(settings.accounting_rounds)], timeout=300
+        "gw",
+        WORKER,
+        ["account", config, str(settings.accounting_rounds)],
+        timeout=300,
+        record=result.commands,
     )
     step("timing capport clients")
     listings = {
-        "table": _time_clients(testbed, config, []),
-        "JSON": _time_clients(testbed, config, ["--json"]),
+        "table": _time_clients(testbed, config, [], result.commands),
+        "JSON": _time_clients(testbed, config, ["--json"], result.commands),
     }
     pid = testbed.gateway_pid
     final_rss, peak_rss = rss_megabytes(pid), peak_rss_megabytes(pid)
@@ -125,10 +130,13 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
     return result
 
 
-def _time_clients(testbed: Testbed, config: str, options: list[str]) -> float:
+def _time_clients(
+    testbed: Testbed, config: str, options: list[str], record: list[str]
+) -> float:
     argv = testbed.argv(
         "gw", [sys.executable, "-m", "capport", "clients", "--config", config, *options]
     )
+    record.append(shlex.join(argv))
     started = time.monotonic()
     completed = subprocess.run(argv, capture_output=True, timeout=300, check=False)
     seconds = time.monotonic() - started

@@ -104,15 +104,22 @@ class Testbed:
         request: dict[str, Any] | None = None,
         cpu: int | None = LOAD_CPU,
         timeout: float = 120.0,
+        record: list[str] | None = None,
     ) -> dict[str, Any]:
         """Run `python -m module arguments` in role's namespace; return its JSON.
 
-        request, when given, is sent as JSON on standard input.
+        request, when given, is sent as JSON on standard input. The command
+        is appended to record, unless it is there already.
         """
-        argv = [sys.executable, "-m", module, *arguments]
+        argv = self.python_argv(module, arguments)
+        command = shlex.join(self.argv(role, argv, cpu))
+        if request is not None:
+            command += " < request.json"
+        if record is not None and command not in record:
+            record.append(command)
         text = json.dumps(request) if request is not None else None
         output = self.run(role, argv, cpu=cpu, timeout=timeout, input=text)
-        return parse_json_object(output, shlex.join(argv))
+        return parse_json_object(output, command)
 
     def python_argv(self, module: str, arguments: Sequence[str]) -> list[str]:
         return [sys.executable, "-m", module, *arguments]
