@@ -55,19 +55,19 @@ def main() -> None:
 def run(config_path: Path, check: bool) -> None:
     """Run the gateway in the foreground until SIGTERM or SIGINT.
 
-    Authorised devices keep their access when the gateway stops; a restart
-    reconciles the firewall with the session store.
+    SIGHUP reloads the configuration file: session, firewall-port and log
+    settings change in place, and the log names any key that needs a
+    restart. Authorised devices keep their access when the gateway stops;
+    a restart reconciles the firewall with the session store.
     """
+    from capport.daemon import check as check_daemon
     from capport.daemon import run as run_daemon
     from capport.logs import configure_logging
-    from capport.netlink import check_host
-    from capport.tlsinit import check_tls_files
 
     try:
         config = load_config(config_path)
         if check:
-            check_tls_files(config)
-            check_host(config)
+            check_daemon(config)
             click.echo(f"{config_path}: configuration and host are valid.")
             return
         configure_logging(config.log.level)

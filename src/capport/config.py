@@ -70,6 +70,9 @@ class PortalSection(_Section):
         "logged and ended at any time."
     )
     terms_file: Path | None = None
+    max_connections: int = Field(default=1024, ge=1)
+    max_connections_per_client: int = Field(default=32, ge=1)
+    request_timeout: Duration = 10.0
 
     @field_validator("address", mode="before")
     @classmethod
@@ -112,9 +115,23 @@ class ResponderSection(_Section):
     keepalive_timeout: Duration = 5.0
 
 
+# nftables element timeouts overflow somewhere between 200,000 and 1,000,000
+# days on Linux 6.x; a year keeps every grant well inside that.
+MAX_SESSION_SECONDS = 365 * 86400
+
+
 class SessionSection(_Section):
     duration: Duration = 3600.0
     token_lifetime: Duration = 900.0
+
+    @field_validator("duration")
+    @classmethod
+    def _check_duration(cls, value: float) -> float:
+        if value > MAX_SESSION_SECONDS:
+            raise ValueError(
+                f"session of {value:.0f} s is longer than the maximum of 365 days"
+            )
+        return value
 
 
 class StoreSection(_Section):
@@ -255,6 +272,21 @@ class Config(_Section):
         if not isinstance(value, list):
             raise ValueError("expected [[probes]] tables")
         return tuple(value)
+
+    @model_validator(mode="after")
+    def _check_ports_distinct(self) -> Config:
+        ports = {"portal.port": self.portal.port, "responder.port": self.responder.port}
+        if self.tls.enabled:
+            ports["tls.port"] = self.tls.port
+        seen: dict[int, str] = {}
+        for key, port in ports.items():
+            if port in seen:
+                raise ValueError(
+                    f"{key} and {seen[port]} are both {port}; each listener "
+                    "needs its own port"
+                )
+            seen[port] = key
+        return self
 
     def portal_url(self) -> str:
         """Return the portal's URL as guests see it, ending in a slash.

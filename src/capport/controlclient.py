@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from capport.errors import ControlError
+from capport.models import normalise_mac
 
 
 class ControlClient:
@@ -36,9 +38,12 @@ class ControlClient:
 
     def revoke(self, mac: str) -> list[dict[str, Any]]:
         """End the sessions of mac; return the sessions ended."""
-        revoked: list[dict[str, Any]] = self._request("DELETE", f"/v1/clients/{mac}")[
-            "revoked"
-        ]
+        try:
+            mac = normalise_mac(mac)
+        except ValueError as error:
+            raise ControlError(str(error)) from None
+        path = f"/v1/clients/{quote(mac, safe='')}"
+        revoked: list[dict[str, Any]] = self._request("DELETE", path)["revoked"]
         return revoked
 
     def _request(self, method: str, path: str) -> dict[str, Any]:
@@ -50,7 +55,13 @@ class ControlClient:
                 "Is `capport run` running? Pass --socket or --config to point "
                 "at it."
             ) from error
-        body: dict[str, Any] = response.json()
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError:
+            raise ControlError(
+                f"the gateway's control socket {self._path} sent HTTP "
+                f"{response.status_code} without a JSON body to {method} {path}"
+            ) from None
         if response.is_error:
             raise ControlError(body.get("error", f"HTTP {response.status_code}"))
         return body

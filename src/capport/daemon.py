@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import resource
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,12 +22,21 @@ from capport.config import Config, load_config
 from capport.control import bind_control_socket, create_control_app
 from capport.enforce.nftables import NftablesEnforcer
 from capport.enforce.ruleset import RulesetSpec
-from capport.errors import CapportError
+from capport.errors import CapportError, ConfigError
 from capport.gateway import Gateway
 from capport.intercept.server import Responder
+from capport.listeners import (
+    FILE_LIMIT_MARGIN,
+    InstanceLock,
+    bind_tcp,
+    check_forwarding,
+    check_listeners,
+    raise_file_limit,
+)
 from capport.logs import configure_logging
 from capport.netlink import NetlinkNeighbours, check_host
 from capport.portal.app import create_portal_app
+from capport.portal.guard import ConnectionGuard, guarded_protocol
 from capport.probes import ProbeTable, merge_probes
 from capport.reload import merged, restart_keys
 from capport.store import open_store
@@ -48,12 +55,15 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 def _web_server(
-    app: ASGIApp, certificate: Path | None = None, key: Path | None = None
+    app: ASGIApp,
+    certificate: Path | None = None,
+    key: Path | None = None,
+    guard: ConnectionGuard | None = None,
 ) -> _EmbeddedServer:
     config = uvicorn.Config(
         app,
         loop="none",
-        http="httptools",
+        http=guarded_protocol(guard) if guard is not None else "httptools",
         lifespan="off",
         log_config=None,
         server_header=False,
@@ -66,52 +76,36 @@ def _web_server(
     return _EmbeddedServer(config)
 
 
-def _portal_socket(config: Config, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((str(config.portal.address), port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
+async def _start_responder(responder: Responder, address: str, port: int) -> None:
+    try:
+        await responder.start(address, port)
+    except OSError as error:
+        raise ConfigError(
+            f"responder.port: cannot listen on {address}:{port}: {error.strerror}; "
+            "stop the program using it (is another capport running?) or choose "
+            "another port"
+        ) from None
+
+
+def check(config: Config) -> None:
+    """Raise ConfigError for anything on the host that would stop the gateway."""
+    check_tls_files(config)
+    check_host(config)
+    check_forwarding()
+    check_listeners(config)
 
 
 def run(config: Config, config_path: Path | None = None) -> None:
     """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads config_path."""
     check_tls_files(config)
     check_host(config)
-    raise_file_limit(config.responder.max_connections + FILE_LIMIT_MARGIN)
+    check_forwarding()
+    raise_file_limit(
+        config.responder.max_connections
+        + config.portal.max_connections
+        + FILE_LIMIT_MARGIN
+    )
     uvloop.run(serve(config, config_path))
-
-
-# Descriptors beyond the responder's connections: the portal's and the
-# control socket's connections, the store, netlink and libnftables sockets.
-FILE_LIMIT_MARGIN = 1024
-
-
-def raise_file_limit(needed: int) -> None:
-    """Raise RLIMIT_NOFILE to at least needed, or warn that it is too low.
-
-    systemd starts services with a soft limit of 1024. Below the responder's
-    connection limit, the event loop closes new connections silently once
-    descriptors run out, which would cut off the portal for every device.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= needed:
-        return
-    target = needed if hard == resource.RLIM_INFINITY else max(needed, hard)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, max(target, hard)))
-    except (ValueError, OSError) as error:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        log.warning(
-            "The open-file limit is %d but the responder may need %d (%s); "
-            "lower responder.max_connections or raise LimitNOFILE.",
-            hard,
-            needed,
-            error,
-        )
-        return
-    log.info("Raised the open-file limit from %d to %d.", soft, target)
 
 
 async def serve(config: Config, config_path: Path | None = None) -> None:
@@ -121,10 +115,22 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
+    lock = InstanceLock(config.store.path)
+    lock.acquire()
     store = open_store(str(config.store.path), config.store.synchronous)
     await store.open()
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(lock.release)
         stack.push_async_callback(store.close)
+        # Every listener is bound before the firewall changes, so a port in
+        # use stops the start with nothing on the host changed.
+        address = str(config.portal.address)
+        portal_socket = bind_tcp(address, config.portal.port, "portal.port")
+        stack.callback(portal_socket.close)
+        https_socket = None
+        if config.tls.enabled:
+            https_socket = bind_tcp(address, config.tls.port, "tls.port")
+            stack.callback(https_socket.close)
         secret = await store.secret()
         signer = TokenSigner(secret, config.session.token_lifetime)
         enforcer = NftablesEnforcer.from_config(config)
@@ -138,8 +144,6 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             config.session.duration,
             device_limit_policy=config.auth.device_limit_policy,
         )
-        await gateway.start()
-
         responder = Responder(
             config.responder,
             config.portal_url(),
@@ -147,23 +151,28 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             gateway.is_authorised_ip,
             ProbeTable(merge_probes(config.probes)),
         )
-        await responder.start(str(config.portal.address), config.responder.port)
+        await _start_responder(responder, address, config.responder.port)
         stack.push_async_callback(responder.stop)
+        control_socket = bind_control_socket(config.control.socket)
+        await gateway.start()
 
         portal_app = create_portal_app(gateway, signer, config, secret)
-        portal = _web_server(portal_app)
-        control = _web_server(create_control_app(gateway))
+        guard = ConnectionGuard(
+            config.portal.max_connections,
+            config.portal.max_connections_per_client,
+            config.portal.request_timeout,
+        )
         sockets = {
-            portal: _portal_socket(config, config.portal.port),
-            control: bind_control_socket(config.control.socket),
+            _web_server(portal_app, guard=guard): portal_socket,
+            _web_server(create_control_app(gateway)): control_socket,
         }
-        if config.tls.enabled:
+        if https_socket is not None:
             # The same application over HTTPS, for the portal and the
             # Captive Portal API; uvicorn loads the files and fails on a
             # bad certificate or key before any client connects.
             tls = config.tls
-            https = _web_server(portal_app, tls.certificate, tls.key)
-            sockets[https] = _portal_socket(config, tls.port)
+            https = _web_server(portal_app, tls.certificate, tls.key, guard=guard)
+            sockets[https] = https_socket
         serving = [
             asyncio.create_task(server.serve(sockets=[sock]))
             for server, sock in sockets.items()

@@ -94,17 +94,20 @@ class Gateway:
         return max(0.0, deadline - self._clocks.monotonic())
 
     def mac_conflict(self, device: Device) -> Session | None:
-        """Return a session of the same MAC at another IP that is still present.
+        """Return a session of the same MAC at another IP that is still in use.
 
-        A device whose address changed no longer answers at the old one, so
-        the kernel then maps the old IP to another MAC or to none. A second
-        host copying an authorised MAC leaves both entries in place.
+        A second host copying an authorised MAC leaves both addresses
+        active in the neighbour table. A device whose address changed stops
+        answering at the old one, whose entry then goes stale, so it may
+        sign in again at the new address.
         """
         for session in self._by_ip.values():
             other = session.device
             if other.mac != device.mac or other.ip == device.ip:
                 continue
-            if self._neighbours.lookup(other.ip) == device.mac:
+            if self._neighbours.lookup(
+                other.ip
+            ) == device.mac and self._neighbours.is_active(other.ip):
                 log.warning(
                     "MAC %s is authorised at %s and also seen at %s; "
                     "the second address stays captive.",

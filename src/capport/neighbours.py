@@ -14,12 +14,24 @@ class NeighbourTable(Protocol):
         """Return the lower-case MAC for ip, or None if the kernel has none."""
         ...
 
+    def is_active(self, ip: IPAddress) -> bool:
+        """Tell whether the host at ip was confirmed reachable recently.
+
+        The kernel keeps an entry REACHABLE for about 30 s after the host
+        last proved alive (base_reachable_time), then marks it STALE.
+        """
+        ...
+
 
 class MemoryNeighbours:
     """A NeighbourTable backed by a dict, for unit tests."""
 
     def __init__(self, entries: dict[IPAddress, str] | None = None) -> None:
         self.entries: dict[IPAddress, str] = dict(entries or {})
+        self.stale: set[IPAddress] = set()
 
     def lookup(self, ip: IPAddress) -> str | None:
         return self.entries.get(ip)
+
+    def is_active(self, ip: IPAddress) -> bool:
+        return ip in self.entries and ip not in self.stale

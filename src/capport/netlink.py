@@ -30,7 +30,15 @@ T = TypeVar("T")
 # is still being resolved and a FAILED one received no reply, so neither
 # contains a usable MAC address.
 NUD_INCOMPLETE = 0x01
+NUD_REACHABLE = 0x02
+NUD_DELAY = 0x08
+NUD_PROBE = 0x10
 NUD_FAILED = 0x20
+NUD_NOARP = 0x40
+NUD_PERMANENT = 0x80
+# States in which the kernel has recently confirmed the host, or is doing
+# so right now (linux/neighbour.h).
+NUD_ACTIVE = NUD_REACHABLE | NUD_DELAY | NUD_PROBE | NUD_NOARP | NUD_PERMANENT
 
 
 class NetlinkThread:
@@ -85,17 +93,30 @@ class NetlinkNeighbours:
                 )
             return None
 
+    def is_active(self, ip: IPAddress) -> bool:
+        """Tell whether the kernel confirmed the host at ip recently."""
+        try:
+            entry = self._thread.call(self._entry, ip)
+        except NetlinkError:
+            return False
+        return entry is not None and bool(entry[1] & NUD_ACTIVE)
+
     def _get(self, ip: IPAddress) -> str | None:
+        entry = self._entry(ip)
+        return None if entry is None else entry[0]
+
+    def _entry(self, ip: IPAddress) -> tuple[str, int] | None:
         family = socket.AF_INET6 if isinstance(ip, IPv6Address) else socket.AF_INET
         replies = self._ipr.neigh(
             "get", dst=str(ip), ifindex=self._index, family=family
         )
         for reply in replies:
-            if reply["state"] & (NUD_INCOMPLETE | NUD_FAILED):
+            state = reply["state"]
+            if state & (NUD_INCOMPLETE | NUD_FAILED):
                 continue
             mac = reply.get_attr("NDA_LLADDR")
             if mac:
-                return str(mac).lower()
+                return str(mac).lower(), state
         return None
 
     def close(self) -> None:

@@ -36,6 +36,10 @@ def is_safe_return_url(url: str) -> bool:
         return False
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
+    if "@" in parts.netloc:
+        # Userinfo makes "http://origin.lab@evil.example/" look like a
+        # trusted host while it leads elsewhere; browsers need none here.
+        return False
     try:
         _ = parts.port  # raises ValueError for a port out of range
     except ValueError:

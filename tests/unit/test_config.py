@@ -111,3 +111,23 @@ def test_invalid_duration_named_in_config() -> None:
     document = {**MINIMAL, "session": {"duration": "forever"}}
     with pytest.raises(ConfigError, match=r"session\.duration: invalid duration"):
         parse_config(document)
+
+
+def test_same_port_twice_rejected() -> None:
+    document = {**MINIMAL, "responder": {"port": 80}}
+    with pytest.raises(
+        ConfigError, match=r"responder\.port and portal\.port are both 80"
+    ):
+        parse_config(document)
+
+
+def test_overlong_session_rejected() -> None:
+    document = {**MINIMAL, "session": {"duration": "99999999d"}}
+    with pytest.raises(ConfigError, match=r"session\.duration: .*maximum of 365 days"):
+        parse_config(document)
+
+
+def test_portal_limits_have_defaults() -> None:
+    config = parse_config(MINIMAL)
+    assert config.portal.max_connections_per_client == 32
+    assert config.portal.request_timeout == 10

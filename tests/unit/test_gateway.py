@@ -225,3 +225,21 @@ def test_new_mac_at_authorised_ip_is_not_authorised(tmp_path) -> None:
     assert gateway.is_authorised_ip(A.ip)
     neighbours.entries[A.ip] = "02:00:00:00:00:77"
     assert not gateway.is_authorised_ip(A.ip)
+
+
+def test_stale_old_address_is_not_a_conflict(tmp_path) -> None:
+    clock = FakeClock()
+    gateway, store, _, neighbours = build(tmp_path, clock)
+    moved = Device.parse(A.mac, "192.0.2.50")
+    neighbours.entries[moved.ip] = moved.mac
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        await gateway.grant(A, "click-through")
+        await store.close()
+
+    asyncio.run(scenario())
+    assert gateway.mac_conflict(moved) is not None
+    neighbours.stale.add(A.ip)
+    assert gateway.mac_conflict(moved) is None

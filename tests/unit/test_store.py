@@ -122,3 +122,16 @@ def test_newer_schema_rejected(tmp_path: Path) -> None:
     sqlite3.connect(tmp_path / "s.db").execute("PRAGMA user_version=99")
     with pytest.raises(StoreError, match="newer than this capport"):
         run(_opened(tmp_path / "s.db"))
+
+
+def test_store_file_is_private(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await _opened(tmp_path / "s.db")
+        await _start(store, DEVICE, 600, 1000.0)
+        await store.close()
+
+    run(scenario())
+    for name in ("s.db", "s.db-wal"):
+        path = tmp_path / name
+        if path.exists():
+            assert path.stat().st_mode & 0o077 == 0, name

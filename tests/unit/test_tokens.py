@@ -69,3 +69,7 @@ def test_unsafe_urls_rejected(url: str) -> None:
 )
 def test_safe_urls_accepted(url: str) -> None:
     assert is_safe_return_url(url)
+
+
+def test_userinfo_url_rejected() -> None:
+    assert not is_safe_return_url("http://origin.lab@evil.example/")

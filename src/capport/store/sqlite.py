@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -118,7 +119,7 @@ class SQLiteStore:
 
     def _open(self) -> None:
         if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(self._path))
         db = sqlite3.connect(self._path, isolation_level=None, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -303,3 +304,14 @@ def _session(row: tuple) -> Session:
         reason,
         subject,
     )
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only.
+
+    It holds the MAC and IP history and password and voucher hashes. SQLite
+    gives its -wal and -shm files the database file's permissions.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    path.chmod(0o600)

@@ -1,0 +1,114 @@
+"""Connection limits and a request timeout for the portal's HTTP listener.
+
+uvicorn closes idle keep-alive connections but has no per-client limit and
+no deadline for a request that arrives slowly, so one LAN device could hold
+every descriptor of the gateway. The guarded protocol adds both: a client
+may keep a bounded number of connections, and each request must arrive
+whole within a deadline measured from the connection's start or from the
+previous response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("capport.portal")
+
+
+@dataclass
+class ConnectionGuard:
+    """Limits shared by every connection of one listener."""
+
+    max_connections: int
+    max_per_client: int
+    request_timeout: float
+    open_by_client: Counter[str] = field(default_factory=Counter)
+    rejected: int = 0
+    timed_out: int = 0
+
+    @property
+    def open_total(self) -> int:
+        return self.open_by_client.total()
+
+    def admit(self, client: str) -> bool:
+        """Count a new connection from client, unless a limit is reached."""
+        if (
+            self.open_total >= self.max_connections
+            or self.open_by_client[client] >= self.max_per_client
+        ):
+            self.rejected += 1
+            if self.rejected == 1 or self.rejected % 1000 == 0:
+                log.warning(
+                    "Closed a portal connection from %s at its limit "
+                    "(%d per client, %d in total); %d closed so far.",
+                    client,
+                    self.max_per_client,
+                    self.max_connections,
+                    self.rejected,
+                )
+            return False
+        self.open_by_client[client] += 1
+        return True
+
+    def release(self, client: str) -> None:
+        self.open_by_client[client] -= 1
+        if self.open_by_client[client] <= 0:
+            del self.open_by_client[client]
+
+
+def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
+    """Return an httptools protocol class that enforces guard's limits."""
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        _admitted_client: str | None = None
+        _request_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            client = self.client[0] if self.client else "unknown"
+            if not guard.admit(client):
+                transport.abort()
+                return
+            self._admitted_client = client
+            self._arm_request_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_request_timer()
+            if self._admitted_client is not None:
+                guard.release(self._admitted_client)
+                self._admitted_client = None
+            super().connection_lost(exc)
+
+        def on_message_complete(self) -> None:
+            self._cancel_request_timer()
+            super().on_message_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_request_timer()
+
+        def _arm_request_timer(self) -> None:
+            self._cancel_request_timer()
+            self._request_timer = self.loop.call_later(
+                guard.request_timeout, self._request_timed_out
+            )
+
+        def _cancel_request_timer(self) -> None:
+            if self._request_timer is not None:
+                self._request_timer.cancel()
+                self._request_timer = None
+
+        def _request_timed_out(self) -> None:
+            self._request_timer = None
+            if not self.transport.is_closing():
+                guard.timed_out += 1
+                self.transport.close()
+
+    return GuardedHttpToolsProtocol
