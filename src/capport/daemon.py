@@ -20,6 +20,7 @@ import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
+from capport.auth.radius.method import RadiusAuthenticator, build_radius
 from capport.config import Config, load_config
 from capport.control import bind_control_socket, create_control_app
 from capport.enforce.nftables import NftablesEnforcer
@@ -150,7 +151,16 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         await responder.start(str(config.portal.address), config.responder.port)
         stack.push_async_callback(responder.stop)
 
-        portal_app = create_portal_app(gateway, signer, config, secret)
+        radius: RadiusAuthenticator | None = None
+        background = [asyncio.create_task(gateway.run_expiry())]
+        if config.radius is not None:
+            radius, accounting = build_radius(config, enforcer.counters)
+            if accounting is not None:
+                gateway.add_observer(accounting)
+                background.append(asyncio.create_task(accounting.run()))
+                stack.push_async_callback(accounting.close)
+
+        portal_app = create_portal_app(gateway, signer, config, secret, radius)
         portal = _web_server(portal_app)
         control = _web_server(create_control_app(gateway))
         sockets = {
@@ -168,7 +178,6 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             asyncio.create_task(server.serve(sockets=[sock]))
             for server, sock in sockets.items()
         ]
-        expiry = asyncio.create_task(gateway.run_expiry())
         if config_path is not None:
             reloader = _Reloader(config, config_path, gateway, enforcer, signer)
             loop.add_signal_handler(signal.SIGHUP, reloader.schedule)
@@ -179,12 +188,13 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             config.responder.port,
             len(gateway.sessions()),
         )
-        await _wait(stop, [*serving, expiry])
+        await _wait(stop, [*serving, *background])
         log.info("Stopping; authorised devices keep their access.")
         for server in sockets:
             server.should_exit = True
-        expiry.cancel()
-        await asyncio.gather(*serving, expiry, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*serving, *background, return_exceptions=True)
         config.control.socket.unlink(missing_ok=True)
     log.info("Gateway stopped.")
 
