@@ -1,8 +1,9 @@
-"""The sign-in handlers: Accept (click-through), user login and voucher.
+"""The sign-in handlers: Accept (click-through), login (local user or RADIUS)
+and voucher.
 
 Each handler checks its form, turns it into an Entitlement and hands that to
-the gateway. Failed user and voucher sign-ins count against the client
-address, and the password or code is never logged or shown again.
+the gateway. Failed user, RADIUS and voucher sign-ins count against the
+client address, and the password or code is never logged or shown again.
 """
 
 from __future__ import annotations

@@ -240,8 +240,8 @@ class RadiusAccounting:
         try:
             await self._client.account(record)
         except CapportError as error:
-            # NOTE: a record no server acknowledged is lost; RFC 2866
-            # section 2 lets a NAS keep retrying, which is not done here.
+            # NOTE: a record that no server acknowledged is lost, because
+            # nothing queues it for a later retry.
             log.error(
                 "RADIUS accounting %s of session %s for %r was not acknowledged: %s",
                 record.status,
