@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
-from typing import Literal
+from typing import Any, Literal
 
 from pyrad.packet import Packet, PacketError
 
@@ -146,7 +146,7 @@ class _ReplyProtocol(asyncio.DatagramProtocol):
         self._endpoint = endpoint
         self.reply: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         if self.reply.done() or (addr[0], addr[1]) != self._endpoint:
             return
         if len(data) > MAX_PACKET_OCTETS:
