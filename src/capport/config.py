@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -170,7 +171,7 @@ class FirewallSection(_Section):
         return tuple(value)
 
 
-AuthMethod = Literal["click-through", "user", "voucher"]
+AuthMethod = Literal["click-through", "user", "voucher", "radius"]
 
 
 class AuthSection(_Section):
@@ -247,6 +248,88 @@ class ApiSection(_Section):
         return value
 
 
+class RadiusServer(_Section):
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    auth_port: Port = 1812
+    acct_port: Port = 1813
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _parse_address(
+        cls, value: Any
+    ) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        if not isinstance(value, str):
+            raise ValueError("expected an IP address as a string")
+        return ipaddress.ip_address(value)
+
+    @field_validator("secret_file", mode="before")
+    @classmethod
+    def _parse_path(cls, value: Any) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError("expected a file path as a string")
+        return Path(value)
+
+    @model_validator(mode="after")
+    def _check_one_secret(self) -> RadiusServer:
+        if (self.secret is None) == (self.secret_file is None):
+            raise ValueError("set exactly one of secret and secret_file")
+        return self
+
+    def secret_bytes(self) -> bytes:
+        """Return the shared secret, read from secret_file when one is set.
+
+        The file's trailing line break is not part of the secret.
+        """
+        if self.secret is not None:
+            secret = self.secret.get_secret_value().encode()
+        else:
+            assert self.secret_file is not None
+            try:
+                secret = self.secret_file.read_bytes().rstrip(b"\r\n")
+            except OSError as error:
+                raise ConfigError(
+                    f"radius.servers: cannot read secret_file {self.secret_file}: "
+                    f"{error.strerror}"
+                ) from error
+        if not secret:
+            raise ConfigError(
+                f"radius.servers: the shared secret of {self.address} is empty; "
+                "set the secret the RADIUS server has for this gateway"
+            )
+        return secret
+
+
+class RadiusSection(_Section):
+    servers: tuple[RadiusServer, ...] = Field(min_length=1)
+    timeout: Duration = 3.0
+    retries: int = Field(default=2, ge=0, le=10)
+    authentication: Literal["pap", "chap"] = "pap"
+    nas_identifier: str = Field(default="capport", min_length=1, max_length=253)
+    nas_ip_address: ipaddress.IPv4Address | None = None
+    called_station_id: str | None = Field(default=None, min_length=1, max_length=253)
+    accounting: bool = True
+    interim_interval: Duration = 300.0
+
+    @field_validator("servers", mode="before")
+    @classmethod
+    def _parse_servers(cls, value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise ValueError(
+                "expected an array of tables, such as [[radius.servers]] "
+                'with address = "192.0.2.5"'
+            )
+        return tuple(value)
+
+    @field_validator("nas_ip_address", mode="before")
+    @classmethod
+    def _parse_nas_address(cls, value: Any) -> ipaddress.IPv4Address:
+        if not isinstance(value, str):
+            raise ValueError("expected an IPv4 address as a string")
+        return ipaddress.IPv4Address(value)
+
+
 class LogSection(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -265,6 +348,7 @@ class Config(_Section):
     # Entries that replace, remove or add to capport.probes.DEFAULT_PROBES.
     probes: tuple[ProbeEntry, ...] = ()
     log: LogSection = LogSection()
+    radius: RadiusSection | None = None
 
     @field_validator("probes", mode="before")
     @classmethod
@@ -335,7 +419,27 @@ def parse_config(document: dict[str, Any], source: str = "configuration") -> Con
         problems = "\n".join(f"  {_describe(item)}" for item in error.errors())
         raise ConfigError(f"{source} is invalid:\n{problems}") from None
     config.terms_text()
+    _check_radius(config)
     return config
+
+
+def _check_radius(config: Config) -> None:
+    """Check that the radius method and the [radius] section come together."""
+    listed = "radius" in config.auth.methods
+    if listed and config.radius is None:
+        raise ConfigError(
+            'auth.methods: "radius" needs a [radius] section with at least '
+            "one [[radius.servers]] table"
+        )
+    if config.radius is None:
+        return
+    if not listed:
+        raise ConfigError(
+            'radius: the section is set but auth.methods does not list "radius"; '
+            "add it, or remove the section"
+        )
+    for server in config.radius.servers:
+        server.secret_bytes()
 
 
 def _describe(error: Any) -> str:
@@ -346,4 +450,19 @@ def _describe(error: Any) -> str:
     if kind == "missing":
         return f"{key}: required key is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{key}: {message} (got {error['input']!r})"
+    # A secret never appears in a message, not even an invalid one.
+    if "secret" in key:
+        return f"{key}: {message}"
+    return f"{key}: {message} (got {_redact(error['input'])!r})"
+
+
+def _redact(value: Any) -> Any:
+    """Return value with every table's secrets hidden, as in radius.servers."""
+    if isinstance(value, dict):
+        return {
+            name: "(hidden)" if "secret" in str(name) else _redact(item)
+            for name, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_redact(item) for item in value)
+    return value

@@ -18,6 +18,7 @@ import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
+from capport.auth.radius.method import RadiusAuthenticator, build_radius
 from capport.config import Config, load_config
 from capport.control import bind_control_socket, create_control_app
 from capport.enforce.nftables import NftablesEnforcer
@@ -156,7 +157,16 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         control_socket = bind_control_socket(config.control.socket)
         await gateway.start()
 
-        portal_app = create_portal_app(gateway, signer, config, secret)
+        radius: RadiusAuthenticator | None = None
+        background = [asyncio.create_task(gateway.run_expiry())]
+        if config.radius is not None:
+            radius, accounting = build_radius(config, enforcer.counters)
+            if accounting is not None:
+                gateway.add_observer(accounting)
+                background.append(asyncio.create_task(accounting.run()))
+                stack.push_async_callback(accounting.close)
+
+        portal_app = create_portal_app(gateway, signer, config, secret, radius)
         guard = ConnectionGuard(
             config.portal.max_connections,
             config.portal.max_connections_per_client,
@@ -177,7 +187,6 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             asyncio.create_task(server.serve(sockets=[sock]))
             for server, sock in sockets.items()
         ]
-        expiry = asyncio.create_task(gateway.run_expiry())
         if config_path is not None:
             reloader = _Reloader(config, config_path, gateway, enforcer, signer)
             loop.add_signal_handler(signal.SIGHUP, reloader.schedule)
@@ -188,12 +197,13 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             config.responder.port,
             len(gateway.sessions()),
         )
-        await _wait(stop, [*serving, expiry])
+        await _wait(stop, [*serving, *background])
         log.info("Stopping; authorised devices keep their access.")
         for server in sockets:
             server.should_exit = True
-        expiry.cancel()
-        await asyncio.gather(*serving, expiry, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*serving, *background, return_exceptions=True)
         config.control.socket.unlink(missing_ok=True)
     log.info("Gateway stopped.")
 

@@ -47,3 +47,11 @@ class DeviceLimitReached(CapportError):
 
 class VoucherUnavailable(CapportError):
     """A voucher exists but has expired, been used up or been revoked."""
+
+
+class RadiusError(CapportError):
+    """A RADIUS exchange failed, for example because no server replied."""
+
+
+class RadiusTimeout(RadiusError, TimeoutError):
+    """No RADIUS server sent a valid reply within its timeout and retries."""

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from capport.auth.entitlement import Entitlement
 from capport.auth.records import Contact
@@ -30,6 +31,22 @@ class Clocks:
 
     wall: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
+
+
+class SessionObserver(Protocol):
+    """Told when sessions start and end, as RADIUS accounting needs to be."""
+
+    def session_started(self, session: Session) -> None:
+        """Called after the grant is in the store and the kernel; must not block."""
+        ...
+
+    async def session_ending(self, session: Session) -> None:
+        """Called before the device is revoked, while its counters still run."""
+        ...
+
+    def session_ended(self, session: Session, reason: str) -> None:
+        """Called after the session ended; must not block."""
+        ...
 
 
 class Gateway:
@@ -52,6 +69,7 @@ class Gateway:
         self._device_limit_policy: DeviceLimitPolicy = device_limit_policy
         self._by_ip: dict[IPAddress, Session] = {}
         self._deadlines: dict[int, float] = {}
+        self._observers: list[SessionObserver] = []
         self._lock = asyncio.Lock()
 
     # Reading state
@@ -130,6 +148,10 @@ class Gateway:
         """The seconds a session lasts when its entitlement sets no other duration."""
         return self._duration
 
+    def add_observer(self, observer: SessionObserver) -> None:
+        """Tell observer about every session that starts or ends from now on."""
+        self._observers.append(observer)
+
     def set_session_duration(self, seconds: float) -> None:
         """Set the duration of sessions granted from now on."""
         self._duration = seconds
@@ -148,7 +170,7 @@ class Gateway:
             for session in active:
                 if session.remaining(now) <= 0:
                     await self._store.end_session(session.id, EndReason.EXPIRED, now)
-                    ended.append(session.device)
+                    ended.append(session)
                 else:
                     live.append(session)
             grants = [Grant(s.device, s.remaining(now)) for s in live]
@@ -156,7 +178,11 @@ class Gateway:
             if ended:
                 # Their elements timed out in the kernel while the daemon was
                 # down, but their tracked connections may still be open.
-                await asyncio.to_thread(self._enforcer.revoke, ended)
+                devices = [session.device for session in ended]
+                await asyncio.to_thread(self._enforcer.revoke, devices)
+            for session in ended:
+                for observer in self._observers:
+                    observer.session_ended(session, EndReason.EXPIRED)
             self._by_ip.clear()
             self._deadlines.clear()
             for session in live:
@@ -208,7 +234,11 @@ class Gateway:
             elif replaced is not None:
                 # The store ended it as part of start_session.
                 self._deadlines.pop(replaced.id, None)
+                for observer in self._observers:
+                    observer.session_ended(replaced, EndReason.REPLACED)
             self._index(session, timeout)
+            for observer in self._observers:
+                observer.session_started(session)
         log.info(
             "Granted session %d to %s by %s for %.0f s.",
             session.id,
@@ -256,6 +286,8 @@ class Gateway:
 
     async def _cut_off(self, session: Session) -> None:
         """Revoke a session the store has already ended, and unindex it."""
+        for observer in self._observers:
+            await observer.session_ending(session)
         await asyncio.to_thread(self._enforcer.revoke, [session.device])
         # The store's copy carries the end time, so compare ids, not values.
         indexed = self._by_ip.get(session.device.ip)
@@ -268,12 +300,16 @@ class Gateway:
             session.device,
             session.end_reason,
         )
+        for observer in self._observers:
+            observer.session_ended(session, session.end_reason or "")
 
     def _index(self, session: Session, remaining: float) -> None:
         self._by_ip[session.device.ip] = session
         self._deadlines[session.id] = self._clocks.monotonic() + remaining
 
     async def _end(self, session: Session, reason: str, now: float) -> Session:
+        for observer in self._observers:
+            await observer.session_ending(session)
         # Deleting conntrack entries walks the kernel's table (milliseconds
         # with many connections), so it runs off the event loop.
         await asyncio.to_thread(self._enforcer.revoke, [session.device])
@@ -282,4 +318,6 @@ class Gateway:
             del self._by_ip[session.device.ip]
         self._deadlines.pop(session.id, None)
         log.info("Ended session %d of %s: %s.", session.id, session.device, reason)
+        for observer in self._observers:
+            observer.session_ended(ended or session, reason)
         return ended or session

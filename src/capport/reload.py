@@ -25,8 +25,9 @@ def changed_keys(old: Config, new: Config) -> list[str]:
     old_values = old.model_dump()
     new_values = new.model_dump()
     for section, values in new_values.items():
-        if not isinstance(values, dict):
-            # A list of tables, such as [[probes]], changes as a whole.
+        if not isinstance(values, dict) or not isinstance(old_values[section], dict):
+            # A list of tables, such as [[probes]], and an optional section
+            # that was added or removed, such as [radius], change as a whole.
             if old_values[section] != values:
                 changed.append(section)
             continue

@@ -14,10 +14,11 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import freeradius
 import pytest
 
 from capport.lab import Lab, down, up
-from capport.lab.system import NETNS_DIR
+from capport.lab.system import NETNS_DIR, netns_argv
 from capport.lab.topology import STATE_ROOT
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "lab"
@@ -133,3 +134,53 @@ def fresh_lab(
     marker = request.node.get_closest_marker("lab_config")
     options = dict(marker.kwargs) if marker is not None else {}
     yield from _built(new_prefix("f"), **options)
+
+
+# FreeRADIUS listens on the standard ports of the gateway namespace's own
+# loopback, which nothing else in that fresh namespace uses.
+RADIUS_PORTS = (1812, 1813)
+
+
+@pytest.fixture(scope="module")
+def radius_lab(
+    new_prefix: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Lab, freeradius.FreeRadius]]:
+    """A laboratory whose gateway logs users in with a FreeRADIUS beside it.
+
+    The server runs in the gateway's namespace on 127.0.0.1, so RADIUS
+    traffic never leaves that namespace. Accounting interims come every
+    second so that tests see them quickly.
+    """
+    _require_lab()
+    if freeradius.find_binary() is None:
+        pytest.skip("FreeRADIUS is not installed; scripts/install installs it")
+    host = "127.0.0.1"
+    radius = {
+        "servers": [
+            {
+                "address": host,
+                "auth_port": RADIUS_PORTS[0],
+                "acct_port": RADIUS_PORTS[1],
+                "secret": freeradius.TEST_SECRET,
+            }
+        ],
+        "nas_identifier": "capport-lab",
+        "timeout": "2s",
+        "retries": 1,
+        "interim_interval": "1s",
+    }
+    extra = {"auth": {"methods": ["click-through", "radius"]}, "radius": radius}
+    options = {"extra_config": extra, "start_gateway": False}
+    for built in _built(new_prefix("r"), **options):
+        gateway_namespace = netns_argv(built.namespace("gw"), [])
+        server = freeradius.start(
+            tmp_path_factory.mktemp("freeradius"),
+            host=host,
+            prefix_argv=gateway_namespace,
+            ports=RADIUS_PORTS,
+        )
+        try:
+            built.start_gateway()
+            yield built, server
+        finally:
+            server.stop()

@@ -40,7 +40,7 @@ def test_methods_keep_their_order() -> None:
     [
         ([], "non-empty list"),
         (["user", "user"], "only once"),
-        (["radius"], "auth.methods.0"),
+        (["ldap"], "auth.methods.0"),
         ("user", "non-empty list"),
     ],
 )

@@ -17,6 +17,7 @@ class Method:
     CLICK_THROUGH = "click-through"
     USER = "user"
     VOUCHER = "voucher"
+    RADIUS = "radius"
 
 
 @dataclass(frozen=True, slots=True)

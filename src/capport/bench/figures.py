@@ -14,7 +14,7 @@ from enum import Enum
 
 
 class Comparison(Enum):
-    """How a measured value is compared with a target's threshold."""
+    """The comparison of a measured value with a target's threshold."""
 
     AT_LEAST = ">="
     AT_MOST = "<="
@@ -91,7 +91,7 @@ class Figure:
 
 @dataclass(slots=True)
 class Result:
-    """What one benchmark produced: figures, notes, and the commands it ran."""
+    """The outcome of one benchmark: figures, notes, and the commands it ran."""
 
     name: str
     title: str
@@ -198,6 +198,11 @@ def format_value(value: float, unit: str) -> str:
     if unit == "Gbit/s":
         return f"{value:.2f} {unit}"
     if unit in ("ms", "s", "MB", "KB"):
-        digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
+        # Three significant digits at most, so 2.35 ms and 250 MB.
+        digits = 2
+        if abs(value) >= 100:
+            digits = 0
+        elif abs(value) >= 10:
+            digits = 1
         return f"{value:,.{digits}f} {unit}"
     return f"{value:g} {unit}".strip()

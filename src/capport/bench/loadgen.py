@@ -69,8 +69,8 @@ def arp_request(device: dict[str, str], gateway: str) -> bytes:
     The devices know the gateway's MAC from a permanent neighbour entry, so
     without this the gateway would learn a device only by broadcasting its
     own ARP request, which every macvlan interface in the namespace
-    receives. A host that joins a network asks for its gateway instead, and
-    the gateway records the sender's MAC from that request.
+    receives. A host that joins a network sends an ARP request for its
+    gateway instead, and the gateway records the sender's MAC from it.
     """
     mac = bytes.fromhex(device["mac"].replace(":", ""))
     ip = socket.inet_aton(device["ip"])

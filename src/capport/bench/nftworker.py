@@ -141,9 +141,9 @@ async def reconcile(config: Config, trace_memory: bool) -> dict[str, Any]:
             result["memory"] = _memory_top(limit=10)
         else:
             result["rss_megabytes"] = _rss_megabytes()
-            # glibc keeps freed memory in its heap; malloc_trim returns what
-            # it can to the kernel, which shows how much of the resident
-            # memory is live data and how much is freed but kept.
+            # glibc keeps freed memory in its heap, and malloc_trim returns
+            # what it can to the kernel. The difference is resident memory
+            # that was freed but kept.
             ctypes.CDLL("libc.so.6").malloc_trim(0)
             result["rss_after_trim_megabytes"] = _rss_megabytes()
         neighbours.close()

@@ -16,7 +16,7 @@ from capport.bench.testbed import SERVER_CPU, BenchError, Testbed
 # matches what capport's own redirect rule matches, set lookup included
 # (in an empty set of the same type), so both servers are reached through
 # the same kind of rule. Priority -101 runs it just before capport's
-# prerouting chain (-100); once a chain has chosen a NAT mapping for a
+# prerouting chain (-100). Once a chain has chosen a NAT mapping for a
 # connection, the kernel runs no later NAT chain for it, so capport's rule
 # is not evaluated on top.
 REDIRECT_TABLE = "capbench"
@@ -53,7 +53,7 @@ def quote_string(text: str) -> str:
 def render_config(
     directory: Path, address: str, port: int, body: str, keepalive_seconds: float
 ) -> str:
-    """Return an nginx.conf that answers every request with 511 and body.
+    """Return an nginx.conf that returns 511 and body to every request.
 
     One worker, no access log, and keep-alive as capport's responder does
     it: the same idle timeout, and no cap on requests per connection

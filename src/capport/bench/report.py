@@ -32,7 +32,7 @@ class RunInfo:
 
 
 # A load average above this share of the cores means other programs ran
-# alongside the benchmarks, and the report says so.
+# alongside the benchmarks, which the report then states.
 BUSY_LOAD_PER_CORE = 0.5
 
 

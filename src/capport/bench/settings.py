@@ -25,11 +25,11 @@ class Settings:
     diagnosis_rounds: int = 3
     other_devices: int = 10_000
     # Logins. Their sum, plus abuse_devices, stays well under 1,024. The
-    # gateway needs a neighbour entry for each device, and Linux keeps one
-    # IPv4 neighbour table for all namespaces, which refuses new entries
-    # beyond gc_thresh3 (1,024 by default, settable only in the host's own
-    # namespace) while none can be evicted. An entry confirmed by traffic
-    # stays REACHABLE, and so cannot be evicted, for 15 to 45 s.
+    # gateway needs a neighbour entry for each device. Linux keeps one IPv4
+    # neighbour table for all namespaces, and it refuses new entries beyond
+    # gc_thresh3 (1,024 by default, settable only in the host's namespace)
+    # while none can be evicted. An entry confirmed by traffic stays
+    # REACHABLE for 15 to 45 s, and a REACHABLE entry cannot be evicted.
     latency_logins: int = 100
     rate_logins: int = 400
     profile_logins: int = 300

@@ -19,7 +19,7 @@ from capport.portal.headers import SecurityHeadersMiddleware
 from capport.portal.inputs import parse_origin
 from capport.portal.pages import Pages, split_paragraphs
 from capport.portal.probes import ProbeMiddleware
-from capport.portal.signin import SignInViews
+from capport.portal.signin import PasswordService, SignInViews
 from capport.probes import ProbeTable, merge_probes
 from capport.tokens import TokenSigner
 
@@ -27,12 +27,17 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_portal_app(
-    gateway: Gateway, signer: TokenSigner, config: Config, secret: bytes
+    gateway: Gateway,
+    signer: TokenSigner,
+    config: Config,
+    secret: bytes,
+    radius: PasswordService | None = None,
 ) -> Starlette:
     """Build the portal application. The caller must start the gateway.
 
     secret keys the CSRF tokens. The terms of use are read once, here, so a
     missing terms file raises ConfigError now rather than on a request.
+    radius checks the login form's credentials when auth.methods lists it.
     """
     pages = Pages(config.portal.title)
     errors = ErrorPages(pages)
@@ -47,6 +52,7 @@ def create_portal_app(
         details=config.auth.details,
         limiter=FailureLimiter(config.auth.max_failures, config.auth.failure_window),
         user_max_devices=config.auth.user_max_devices,
+        radius=radius,
     )
     api = CaptiveApi(gateway, config.api, config.portal_url())
     routes = [

@@ -1,14 +1,16 @@
-"""The sign-in handlers: Accept (click-through), user login and voucher.
+"""The sign-in handlers: Accept (click-through), login (local user or RADIUS)
+and voucher.
 
 Each handler checks its form, turns it into an Entitlement and hands that to
-the gateway. Failed user and voucher sign-ins count against the client
-address, and the password or code is never logged or shown again.
+the gateway. Failed user, RADIUS and voucher sign-ins count against the
+client address, and the password or code is never logged or shown again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -19,7 +21,7 @@ from capport.auth.ratelimit import FailureLimiter
 from capport.auth.records import Contact
 from capport.auth.users import authenticate_user
 from capport.auth.vouchers import authenticate_voucher
-from capport.errors import DeviceLimitReached, VoucherUnavailable
+from capport.errors import DeviceLimitReached, RadiusError, VoucherUnavailable
 from capport.gateway import Gateway
 from capport.models import Device, IPAddress
 from capport.portal.csrf import CsrfTokens
@@ -40,10 +42,24 @@ VOUCHER_UNAVAILABLE = (
     "Ask the staff for a new one."
 )
 DETAILS_PROBLEM = "Some of the details are missing or invalid."
+SERVICE_UNAVAILABLE = "The sign-in service is not responding. Try again in a moment."
 TOO_MANY_FAILURES = (
     "Too many failed sign-in attempts came from your device. Try again in "
     "{seconds} seconds."
 )
+
+
+class PasswordService(Protocol):
+    """A remote check of user names and passwords, such as RADIUS."""
+
+    async def authenticate(
+        self, username: str, password: str, device: Device, default_duration: float
+    ) -> Entitlement | None:
+        """Return the entitlement for valid credentials, or None.
+
+        Raises RadiusError when the credentials could not be checked.
+        """
+        ...
 
 
 class SignInViews(PortalViews):
@@ -62,6 +78,7 @@ class SignInViews(PortalViews):
         details: DetailsMode,
         limiter: FailureLimiter,
         user_max_devices: int | None = None,
+        radius: PasswordService | None = None,
     ) -> None:
         super().__init__(
             gateway,
@@ -75,6 +92,7 @@ class SignInViews(PortalViews):
         )
         self._limiter = limiter
         self._user_max_devices = user_max_devices
+        self._radius = radius
 
     async def accept(self, request: Request) -> Response:
         """Grant access for accepting the terms, with the details if asked for."""
@@ -96,22 +114,32 @@ class SignInViews(PortalViews):
         return await self._sign_in(address, form, entitlement, contact)
 
     async def login(self, request: Request) -> Response:
-        """Grant access for a local user's name and password."""
-        self._require_method(Method.USER)
+        """Grant access for a user name and password: a local user, then RADIUS.
+
+        With both methods, a name that is not a local user, or whose local
+        password does not match, is checked with RADIUS.
+        """
+        login_method = Method.USER if Method.USER in self._methods else Method.RADIUS
+        self._require_method(login_method)
         address = client_address(request)
         self._check_rate(address)
         form = await self._read_checked_form(request, address)
         username = form.get("username", "")
-        entitlement = await authenticate_user(
-            self._gateway.store,
-            username,
-            form.get("password", ""),
-            self._gateway.session_duration,
-            self._user_max_devices,
-        )
+        password = form.get("password", "")
+        entitlement = None
+        if Method.USER in self._methods:
+            entitlement = await authenticate_user(
+                self._gateway.store,
+                username,
+                password,
+                self._gateway.session_duration,
+                self._user_max_devices,
+            )
+        if entitlement is None and Method.RADIUS in self._methods:
+            entitlement = await self._check_radius(address, username.strip(), password)
         if entitlement is None:
             state = FormState(
-                Method.USER, WRONG_PASSWORD, values={"username": username}
+                login_method, WRONG_PASSWORD, values={"username": username}
             )
             return await self._failed(
                 address, form, state, "wrong user name or password"
@@ -138,6 +166,27 @@ class SignInViews(PortalViews):
         return await self._sign_in(address, form, entitlement, None)
 
     # Helpers
+
+    async def _check_radius(
+        self, address: IPAddress, username: str, password: str
+    ) -> Entitlement | None:
+        """Check credentials with RADIUS; raise PageError(503) if it cannot."""
+        device = self._gateway.identify(address)
+        try:
+            if self._radius is None:
+                raise RadiusError("the portal was built without a RADIUS client")
+            return await self._radius.authenticate(
+                username, password, device, self._gateway.session_duration
+            )
+        except RadiusError as error:
+            self._throttled.log(
+                logging.ERROR,
+                "radius",
+                "Checking the sign-in of %s with RADIUS failed: %s",
+                device,
+                error,
+            )
+            raise PageError(503, SERVICE_UNAVAILABLE) from None
 
     async def _sign_in(
         self,

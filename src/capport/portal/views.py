@@ -226,7 +226,7 @@ class PortalViews:
 
 
 def _describe_method(session: Session) -> str:
-    if session.method == Method.USER:
+    if session.method in (Method.USER, Method.RADIUS):
         return f"the account {session.subject}"
     if session.method == Method.VOUCHER:
         return "a voucher"
