@@ -18,7 +18,8 @@ from capport.bench.testbed import SERVER_CPU, BenchError, Testbed
 # the same kind of rule. Priority -101 runs it just before capport's
 # prerouting chain (-100). Once a chain has chosen a NAT mapping for a
 # connection, the kernel runs no later NAT chain for it, so capport's rule
-# is not evaluated on top.
+# is not evaluated on top: a counter rule in capport's chain stayed at 0
+# while this table was loaded (checked on Linux 6.18, nftables 1.0.6).
 REDIRECT_TABLE = "capbench"
 
 
