@@ -255,6 +255,7 @@ def bare_namespace() -> Iterator[Namespace]:
         namespace.ip("address", "add", "192.0.2.1/24", "dev", "lan0")
         namespace.ip("link", "set", "lan0", "up")
         namespace.run(["nft", "add table inet unrelated"])
+        namespace.sysctl("net.ipv4.ip_forward", "1")
         yield namespace
     finally:
         namespace.delete()
@@ -290,6 +291,55 @@ def test_good_config_passes_check(bare_namespace: Namespace, tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     assert "configuration and host are valid" in result.stdout
+
+
+def test_check_reports_forwarding_off(
+    bare_namespace: Namespace, tmp_path: Path
+) -> None:
+    bare_namespace.sysctl("net.ipv4.ip_forward", "0")
+    try:
+        result = _run_gateway(
+            bare_namespace, _write_config(tmp_path, GOOD_CONFIG), "--check"
+        )
+    finally:
+        bare_namespace.sysctl("net.ipv4.ip_forward", "1")
+    assert result.returncode != 0
+    assert "IPv4 forwarding is off" in result.stderr
+
+
+def test_check_reports_port_in_use(bare_namespace: Namespace, tmp_path: Path) -> None:
+    listener = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            bare_namespace.name,
+            sys.executable,
+            "-c",
+            "import socket,time; s=socket.socket(); "
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+            "s.bind(('192.0.2.1', 8511)); s.listen(); print('up', flush=True); "
+            "time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None
+        assert listener.stdout.readline().strip() == "up"
+        config = _write_config(tmp_path, GOOD_CONFIG)
+        checked = _run_gateway(bare_namespace, config, "--check")
+        started = _run_gateway(bare_namespace, config)
+        ruleset = bare_namespace.run(["nft", "list ruleset"])
+    finally:
+        listener.kill()
+        listener.communicate()
+    assert checked.returncode != 0
+    assert "responder.port: 192.0.2.1:8511 is already in use" in checked.stderr
+    assert started.returncode != 0
+    assert "responder.port" in started.stderr
+    assert "Traceback" not in started.stderr
+    assert "table inet capport" not in ruleset
 
 
 BAD_CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
