@@ -21,7 +21,6 @@ from capport.bench.figures import (
     at_least,
     median,
     paired_ratio,
-    ratio,
     spread,
 )
 from capport.bench.parsing import IperfResult, parse_iperf3
@@ -116,40 +115,38 @@ def _diagnose(
     The table enables connection tracking (its NAT chain and its `ct state`
     rules need it), and its forward chain looks every packet up in the set.
     A table with connection tracking and no other rule, and capport's table
-    with an empty set, separate the two.
+    with an empty set, separate the two. Each round measures every
+    configuration once, and each is compared with the no-rules run of the
+    same round.
     """
-    config = str(testbed.lab.config_path)
-    rates: dict[str, list[IperfResult]] = {}
-    testbed.worker("gw", WORKER, ["uninstall", config])
-    step("diagnosis: no rules")
-    rates["no rules"] = _rounds(testbed, settings, result)
-    testbed.run("gw", ["nft", "-f", "-"], input=CONNTRACK_TABLE)
+    others = settings.other_devices
+    labels = {
+        "none": "no rules",
+        "conntrack": "connection tracking only",
+        "empty": "capport's table, c2 alone in the set",
+        "full": f"capport's table, c2 and {others:,} others",
+    }
+    rates: dict[str, list[float]] = {key: [] for key in labels}
     nft = shlex.join(testbed.argv("gw", ["nft", "-f", "-"]))
     result.commands.append(f"{nft} <<'EOF'\n{CONNTRACK_TABLE}EOF")
-    try:
-        step("diagnosis: connection tracking alone")
-        rates["connection tracking only"] = _rounds(testbed, settings, result)
-    finally:
-        testbed.run("gw", ["nft", "delete", "table", "inet", CONNTRACK_TABLE_NAME])
-    _install(testbed, 0, result)
-    step("diagnosis: capport's table with c2 alone")
-    rates["capport's table, c2 alone in the set"] = _rounds(testbed, settings, result)
-    _install(testbed, settings.other_devices, result)
-    step(f"diagnosis: capport's table with {settings.other_devices:,} devices")
-    label = f"capport's table, c2 and {settings.other_devices:,} others"
-    rates[label] = _rounds(testbed, settings, result)
-    reference = median([run.gigabits_per_second for run in rates["no rules"]])
+    for number in range(1, settings.diagnosis_rounds + 1):
+        for key in labels:
+            step(f"diagnosis round {number}: {labels[key]}")
+            _configure(testbed, key, others, result)
+            rates[key].append(_iperf(testbed, settings, result).gigabits_per_second)
+    # The benchmark ends with capport's full table in place, as it began.
     lines = [
-        "To find which part of the table costs throughput, these "
-        f"configurations were measured one after another, {settings.diagnosis_rounds} "
-        "round(s) each:",
+        "To find which part of the table costs throughput, each of these "
+        f"configurations was measured once per round, in {settings.diagnosis_rounds} "
+        "round(s). The ratio is the median over rounds of its rate divided by "
+        "the no-rules rate of the same round.",
         "",
         "| configuration | median Gbit/s | ratio to no rules |",
         "| --- | --- | --- |",
     ]
-    for name, runs in rates.items():
-        rate = median([run.gigabits_per_second for run in runs])
-        lines.append(f"| {name} | {rate:.2f} | {ratio(rate, reference):.2f}x |")
+    for key, label in labels.items():
+        paired = paired_ratio(rates[key], rates["none"])
+        lines.append(f"| {label} | {median(rates[key]):.2f} | {paired:.2f}x |")
     lines += [
         "",
         "The difference is kernel work per packet, which a Python profile "
@@ -158,8 +155,21 @@ def _diagnose(
     result.notes.append("\n".join(lines))
 
 
-def _rounds(testbed: Testbed, settings: Settings, result: Result) -> list[IperfResult]:
-    return [_iperf(testbed, settings, result) for _ in range(settings.diagnosis_rounds)]
+def _configure(testbed: Testbed, key: str, others: int, result: Result) -> None:
+    """Leave the gateway with exactly the rules of one diagnosis configuration."""
+    config = str(testbed.lab.config_path)
+    testbed.worker("gw", WORKER, ["uninstall", config])
+    # Adding the table before deleting it makes the delete succeed always.
+    remove = (
+        f"table inet {CONNTRACK_TABLE_NAME}\ndelete table inet {CONNTRACK_TABLE_NAME}\n"
+    )
+    testbed.run("gw", ["nft", "-f", "-"], input=remove)
+    if key == "conntrack":
+        testbed.run("gw", ["nft", "-f", "-"], input=CONNTRACK_TABLE)
+    elif key == "empty":
+        _install(testbed, 0, result)
+    elif key == "full":
+        _install(testbed, others, result)
 
 
 def log_in(testbed: Testbed, role: str, record: list[str] | None = None) -> None:
