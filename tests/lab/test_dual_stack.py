@@ -204,3 +204,22 @@ def test_ipv4_login_authorises_known_ipv6(c1_signed_out: Lab) -> None:
     curl6(lab, "c1", f"{ORIGIN6}/x/before")
     log_in(lab, "c1")
     assert reaches_origin(lab, "c1")
+
+
+def test_learned_address_survives_restart(c1_signed_out: Lab) -> None:
+    lab = c1_signed_out
+    log_in6(lab, "c1")
+    lab.run(
+        "c1",
+        ["ip", "-6", "address", "add", f"{PRIVACY_ADDRESS}/64", "dev", "eth0"],
+        check=True,
+    )
+    source = ("--interface", PRIVACY_ADDRESS)
+    assert wait_until(
+        lambda: reaches_origin(lab, "c1", *source), timeout=10, interval=0.2
+    )
+    lab.restart_gateway()
+    # The store records only the address of the login; the others are read
+    # again from the kernel's neighbour table when the gateway starts.
+    assert reaches_origin(lab, "c1", *source)
+    assert reaches_origin(lab, "c1")
