@@ -23,10 +23,10 @@ import re
 import time
 from pathlib import Path
 
-from capport.config import load_config
+from capport.config import GatewaySection, load_config
 from capport.lab import system
 from capport.lab.system import LabError
-from capport.lab.topology import CLIENT_ROLES, PREFIX_LENGTH, Lab
+from capport.lab.topology import CLIENT_ROLES, LAN_INTERFACE, PREFIX_LENGTH, Lab
 from capport.provisioning import (
     DHCPV4_CAPTIVE_PORTAL,
     DHCPV6_CAPTIVE_PORTAL,
@@ -53,12 +53,18 @@ _STATEMENT = re.compile(r"^\s*(option\s+)?([A-Za-z0-9.-]+)\s+(.*?);\s*$", re.MUL
 
 
 def start_dnsmasq(lab: Lab) -> None:
-    """Write dnsmasq's configuration from the gateway's, and start it."""
+    """Write dnsmasq's configuration from the gateway's, and start it.
+
+    dnsmasq serves lan0 even when a test points the gateway at another
+    interface, so the clients still get their addresses.
+    """
     files = DnsmasqFiles(
         pid_file=str(lab.state_dir / "dnsmasq.pid"),
         lease_file=str(lab.state_dir / "dnsmasq.leases"),
     )
-    text = dnsmasq_config(load_config(lab.config_path), files)
+    config = load_config(lab.config_path)
+    lan = GatewaySection(interface=LAN_INTERFACE)
+    text = dnsmasq_config(config.model_copy(update={"gateway": lan}), files)
     lab.dnsmasq_config_path.write_text(text)
     argv = [
         "dnsmasq",
