@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -223,3 +224,58 @@ def test_learned_address_survives_restart(c1_signed_out: Lab) -> None:
     # again from the kernel's neighbour table when the gateway starts.
     assert reaches_origin(lab, "c1", *source)
     assert reaches_origin(lab, "c1")
+
+
+def test_revoke_cuts_download_from_learned_address(c1_signed_out: Lab) -> None:
+    lab = c1_signed_out
+    log_in6(lab, "c1")
+    lab.run(
+        "c1",
+        ["ip", "-6", "address", "add", f"{PRIVACY_ADDRESS}/64", "dev", "eth0"],
+        check=True,
+    )
+    source = ("--interface", PRIVACY_ADDRESS)
+    assert wait_until(
+        lambda: reaches_origin(lab, "c1", *source), timeout=10, interval=0.2
+    )
+    with Namespace(lab.namespace("c1")).entered():
+        sock = socket.create_connection(
+            (UPSTREAM_ADDRESS6, 80), timeout=5, source_address=(PRIVACY_ADDRESS, 0)
+        )
+    reads: list[float] = []
+
+    def read() -> None:
+        with sock:
+            sock.settimeout(0.2)
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                try:
+                    if not sock.recv(65536):
+                        return
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                reads.append(time.monotonic())
+
+    sock.sendall(b"GET /bytes/1000000000 HTTP/1.1\r\nHost: [2001:db8:2::80]\r\n\r\n")
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert wait_until(lambda: len(reads) > 20, timeout=5), "the download did not start"
+
+    assert f"src={PRIVACY_ADDRESS} " in tracked_ipv6(lab)
+
+    revoke_quietly(lab, lab.macs["c1"])
+    revoked_at = time.monotonic()
+    reader.join(timeout=10)
+    assert reads[-1] - revoked_at < 2.0
+    # The origin's packets would pass towards the device while its entry
+    # lasts, so revocation deletes the entries of every learned address.
+    assert f"src={PRIVACY_ADDRESS} " not in tracked_ipv6(lab)
+
+
+def tracked_ipv6(lab: Lab) -> str:
+    """Return the gateway's IPv6 conntrack table as `conntrack -L` prints it."""
+    # The table is listed whole: Linux 6.18 inverts ctnetlink's IPv6 source
+    # filter, which `conntrack -s` uses.
+    return lab.run("gw", ["conntrack", "-L", "-f", "ipv6"], check=True).stdout
