@@ -7,7 +7,7 @@ advertisements for SLAAC and DNS for local names) and announces the URI in
 both DHCP options. Everything here is pure: it takes a Config and returns
 text.
 
-Checked against Debian 12's dnsmasq 2.90: it knows neither option by name,
+Checked against Debian 12's dnsmasq 2.90: it has a name for neither option,
 so both are given by number with the URI as a quoted string. Its router
 advertisements carry no option 37, and `ra-param` sets only the interval,
 lifetime, MTU and priority. Debian 12's radvd 2.19 has no setting for option
@@ -28,11 +28,12 @@ DHCPV4_CAPTIVE_PORTAL = 114
 # DHCPv6 option 103 (RFC 8910 section 2.2).
 DHCPV6_CAPTIVE_PORTAL = 103
 
-# A DHCPv4 option carries at most 255 bytes, and the URI must fit whole in
-# each carrier (RFC 8910 section 2), so this bounds all three.
+# A DHCPv4 option carries at most 255 bytes, and RFC 8910 (sections 2 and
+# 2.2) asks that longer URIs not be sent over IPv6 either.
 MAX_URI_BYTES = 255
 
-# The URI that says there is no portal on this network (RFC 8910 section 2).
+# The URI that tells devices this network has no captive portal (RFC 8910
+# section 2).
 UNRESTRICTED = "urn:ietf:params:capport:unrestricted"
 
 # A quoted dnsmasq value ends at the next double quote, and whitespace or
@@ -42,7 +43,7 @@ _URI_CHARACTERS = re.compile(r"^[\x21\x23-\x7e]+$")
 
 @dataclass(frozen=True, slots=True)
 class DnsmasqFiles:
-    """Where a dnsmasq instance keeps its own state, when it is not the host's."""
+    """The pid and lease files of a dnsmasq run apart from the host's service."""
 
     pid_file: str
     lease_file: str
