@@ -15,6 +15,7 @@ from capport.provisioning import (
     api_uri,
     dnsmasq_config,
 )
+from capport.reload import restart_keys
 
 BASE: dict[str, Any] = {
     "gateway": {"interface": "lan0"},
@@ -151,3 +152,7 @@ def test_portal_url6_brackets_address6() -> None:
 def test_portal_url6_is_configured_url() -> None:
     document = {**BASE, "portal": {**BASE["portal"], "url": "http://portal.lab/"}}
     assert parse_config(document).portal.base_url6() == "http://portal.lab/"
+
+
+def test_reload_ignores_provisioning_keys() -> None:
+    assert restart_keys(config(lease_time="1h"), config(lease_time="2h")) == []
