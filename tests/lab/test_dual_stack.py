@@ -24,6 +24,7 @@ from capport.lab.flow import check_captive_response, flow_succeeded, run_login_f
 from capport.lab.origin import MARKER
 from capport.lab.topology import (
     CLIENT_ADDRESSES6,
+    GATEWAY_LAN_ADDRESS,
     GATEWAY_LAN_ADDRESS6,
     PORTAL_URL6,
     UPSTREAM_ADDRESS6,
@@ -279,3 +280,27 @@ def tracked_ipv6(lab: Lab) -> str:
     # The table is listed whole: Linux 6.18 inverts ctnetlink's IPv6 source
     # filter, which `conntrack -s` uses.
     return lab.run("gw", ["conntrack", "-L", "-f", "ipv6"], check=True).stdout
+
+
+@pytest.fixture
+def c2_ipv6_only(lab6: Lab) -> Iterator[Lab]:
+    """Take c2's IPv4 address away for the test, and sign c2 out afterwards."""
+    address = f"{lab6.addresses['c2']}/24"
+    lab6.run("c2", ["ip", "address", "del", address, "dev", "eth0"], check=True)
+    try:
+        yield lab6
+    finally:
+        revoke_quietly(lab6, lab6.macs["c2"])
+        lab6.run("c2", ["ip", "address", "add", address, "dev", "eth0"], check=True)
+        lab6.run(
+            "c2", ["ip", "route", "replace", "default", "via", GATEWAY_LAN_ADDRESS]
+        )
+
+
+def test_ipv6_only_client_logs_in(c2_ipv6_only: Lab) -> None:
+    lab = c2_ipv6_only
+    addresses = lab.run("c2", ["ip", "-4", "address", "show", "dev", "eth0"]).stdout
+    assert "inet " not in addresses
+    assert not reaches_origin(lab, "c2")
+    log_in6(lab, "c2")
+    assert reaches_origin(lab, "c2")
