@@ -3,10 +3,10 @@
 A device forms new IPv6 addresses while it is online: temporary (privacy)
 addresses (RFC 8981) every few hours, and more when it moves between
 networks. The gateway authorises them with the device's session as soon as
-the kernel resolves them on the LAN, which is when it first sends a packet
-to one: a reply, or the reset that rejects the device's first packet from
-it. The kernel reports each new or changed entry as RTM_NEWNEIGH to the
-RTNLGRP_NEIGH multicast group.
+the kernel resolves them on the LAN. That happens when the gateway first
+sends a packet to the address, such as the reset that rejects the device's
+first packet from it. The kernel reports each new or changed entry as
+RTM_NEWNEIGH to the RTNLGRP_NEIGH multicast group.
 
 The netlink socket is read by the event loop itself (loop.add_reader), so
 no thread is needed. pyroute2 only decodes the messages.

@@ -159,7 +159,7 @@ def _build(
         _ip(namespace, "link", "set", "lo", "up")
         # Interfaces created from now on skip duplicate address detection,
         # so their IPv6 addresses are usable at once instead of after about
-        # a second; nothing else on these links can hold the same address.
+        # a second. Nothing else on these links can hold the same address.
         sysctl = ["sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"]
         system.run_checked(system.netns_argv(namespace, sysctl))
     _wire_lan(lab)
@@ -240,20 +240,7 @@ def _wire_lan(lab: Lab) -> None:
         "dev",
         LAN_INTERFACE,
     )
-    _ip(
-        gateway,
-        "address",
-        "add",
-        f"{GATEWAY_LAN_ADDRESS6}/{PREFIX_LENGTH6}",
-        "dev",
-        LAN_INTERFACE,
-        "nodad",
-    )
-    # With multicast snooping, the bridge forwards IPv6 multicast (neighbour
-    # solicitations to a client's solicited-node group) only to ports that
-    # sent an MLD report, and the clients' first reports race the first
-    # solicitations. A bridge without snooping floods them like broadcast.
-    _ip(gateway, "link", "set", LAN_INTERFACE, "type", "bridge", "mcast_snooping", "0")
+    _configure_lan_ipv6(gateway)
     _ip(gateway, "link", "set", LAN_INTERFACE, "up")
     for role in CLIENT_ROLES:
         client = lab.namespace(role)
@@ -288,6 +275,22 @@ def _wire_lan(lab: Lab) -> None:
             "eth0",
         )
         _ip(client, "route", "add", "default", "via", GATEWAY_LAN_ADDRESS)
+
+
+def _configure_lan_ipv6(gateway: str) -> None:
+    _ip(
+        gateway,
+        "address",
+        "add",
+        f"{GATEWAY_LAN_ADDRESS6}/{PREFIX_LENGTH6}",
+        "dev",
+        LAN_INTERFACE,
+        "nodad",
+    )
+    # Without multicast snooping, the bridge floods IPv6 multicast (router
+    # advertisements, neighbour solicitations) to every port like broadcast,
+    # whatever MLD reports the clients have or have not sent yet.
+    _ip(gateway, "link", "set", LAN_INTERFACE, "type", "bridge", "mcast_snooping", "0")
 
 
 def _wire_wan(lab: Lab) -> None:
