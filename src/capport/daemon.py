@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Coroutine, Iterator
+from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
@@ -231,9 +232,15 @@ def _watch_neighbours(gateway: Gateway, index: int) -> NeighbourEvents:
         task.add_done_callback(_finish_learning)
         task.add_done_callback(tasks.discard)
 
+    def on_neighbour(mac: str, ip: IPv6Address) -> None:
+        # Most messages are state changes of addresses already authorised
+        # or of captive devices, so they start no task.
+        if gateway.would_learn(mac, ip):
+            spawn(gateway.learn_ipv6(mac, ip))
+
     events = NeighbourEvents(
         index,
-        on_neighbour=lambda mac, ip: spawn(gateway.learn_ipv6(mac, ip)),
+        on_neighbour=on_neighbour,
         on_overflow=lambda: spawn(gateway.learn_all_ipv6()),
     )
     events.start()

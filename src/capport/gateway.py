@@ -295,13 +295,17 @@ class Gateway:
         )
         return session
 
+    def would_learn(self, mac: str, ip: IPv6Address) -> bool:
+        """Tell cheaply whether learn_ipv6(mac, ip) could authorise anything."""
+        return ip not in self._by_ip and mac in self._by_mac
+
     async def learn_ipv6(self, mac: str, ip: IPv6Address) -> bool:
         """Authorise ip with the active session of mac, if it has one.
 
         Called for each IPv6 neighbour entry the kernel adds or changes on
         the LAN. Returns whether ip was newly authorised.
         """
-        if ip in self._by_ip or mac not in self._by_mac:
+        if not self.would_learn(mac, ip):
             return False
         async with self._lock:
             session = self._by_mac.get(mac)
