@@ -154,6 +154,38 @@ def tls_init(config_path: Path, force: bool) -> None:
     click.echo(f"server SPKI SHA-256 (base64): {files.spki_sha256}")
 
 
+@main.command("dhcp-config")
+@_config_option
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the dnsmasq configuration to this file instead of stdout.",
+)
+def dhcp_config(config_path: Path, output: Path | None) -> None:
+    """Print the dnsmasq configuration that announces the portal (RFC 8910).
+
+    It serves DHCPv4 and stateless DHCPv6 on the LAN, sends router
+    advertisements when provisioning.prefix6 is set, answers DNS for
+    provisioning.hosts, and sends the Captive Portal API URI in DHCPv4
+    option 114 and DHCPv6 option 103.
+    """
+    from capport.provisioning import dnsmasq_config
+
+    try:
+        text = dnsmasq_config(load_config(config_path))
+    except CapportError as error:
+        raise click.ClickException(str(error)) from None
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output}: {error.strerror}") from None
+    click.echo(f"Wrote the dnsmasq configuration to {output}.")
+
+
 main.add_command(lab_group)
 main.add_command(check)
 main.add_command(login)

@@ -63,6 +63,7 @@ class GatewaySection(_Section):
 
 class PortalSection(_Section):
     address: ipaddress.IPv4Address
+    address6: ipaddress.IPv6Address | None = None
     port: Port = 80
     url: str | None = None
     title: str = "Guest network"
@@ -82,6 +83,19 @@ class PortalSection(_Section):
             raise ValueError("expected an IPv4 address as a string")
         return ipaddress.IPv4Address(value)
 
+    @field_validator("address6", mode="before")
+    @classmethod
+    def _parse_address6(cls, value: Any) -> ipaddress.IPv6Address:
+        if not isinstance(value, str):
+            raise ValueError("expected an IPv6 address as a string")
+        address = ipaddress.IPv6Address(value)
+        if address.is_link_local or address.is_multicast or address.is_unspecified:
+            raise ValueError(
+                f"{value} is not a unicast address that devices can route to; "
+                "use the LAN interface's global or unique local IPv6 address"
+            )
+        return address
+
     @field_validator("terms_file", mode="before")
     @classmethod
     def _parse_path(cls, value: Any) -> Path:
@@ -100,9 +114,22 @@ class PortalSection(_Section):
         """Return the portal's URL, ending in a slash."""
         if self.url:
             return self.url.rstrip("/") + "/"
+        return self._address_url(str(self.address))
+
+    def base_url6(self) -> str:
+        """Return the portal's URL for devices that connect over IPv6.
+
+        Without portal.url, it names portal.address6, so that a device
+        without IPv4 can follow the link; without either, it is base_url().
+        """
+        if self.url or self.address6 is None:
+            return self.base_url()
+        return self._address_url(f"[{self.address6}]")
+
+    def _address_url(self, host: str) -> str:
         if self.port == 80:
-            return f"http://{self.address}/"
-        return f"http://{self.address}:{self.port}/"
+            return f"http://{host}/"
+        return f"http://{host}:{self.port}/"
 
 
 class ResponderSection(_Section):
@@ -330,6 +357,61 @@ class RadiusSection(_Section):
         return ipaddress.IPv4Address(value)
 
 
+class ProvisioningSection(_Section):
+    """What `capport dhcp-config` writes for dnsmasq (RFC 8910 provisioning)."""
+
+    api_uri: str | None = None
+    dhcp_range: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None = None
+    lease_time: Duration = 3600.0
+    prefix6: ipaddress.IPv6Network | None = None
+    hosts: dict[str, tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]] = {}
+
+    @field_validator("dhcp_range", mode="before")
+    @classmethod
+    def _parse_range(cls, value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list) or len(value) != 2:
+            raise ValueError(
+                'expected the first and last address, such as ["10.20.0.100", '
+                '"10.20.0.199"]'
+            )
+        first, last = (ipaddress.IPv4Address(_string(item)) for item in value)
+        if first > last:
+            raise ValueError(f"the range starts at {first}, after its end {last}")
+        return first, last
+
+    @field_validator("prefix6", mode="before")
+    @classmethod
+    def _parse_prefix6(cls, value: Any) -> ipaddress.IPv6Network:
+        network = ipaddress.IPv6Network(_string(value))
+        if network.prefixlen != 64:
+            # SLAAC forms addresses from a 64-bit interface identifier
+            # (RFC 4862 section 5.5.3, RFC 4291 section 2.5.1).
+            raise ValueError(f"{network} is not a /64, which SLAAC needs")
+        return network
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: Any) -> dict[str, tuple[Any, ...]]:
+        if not isinstance(value, dict):
+            raise ValueError(
+                'expected a table such as {"portal.example" = ["10.0.0.1"]}'
+            )
+        hosts = {}
+        for name, addresses in value.items():
+            if not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$", name):
+                raise ValueError(f"invalid host name {name!r}")
+            if not isinstance(addresses, list) or not addresses:
+                raise ValueError(f"{name}: expected a non-empty list of addresses")
+            hosts[name] = tuple(ipaddress.ip_address(_string(a)) for a in addresses)
+        return hosts
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an address as a string, got {value!r}")
+    return value
+
+
 class LogSection(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -347,6 +429,7 @@ class Config(_Section):
     api: ApiSection = ApiSection()
     # Entries that replace, remove or add to capport.probes.DEFAULT_PROBES.
     probes: tuple[ProbeEntry, ...] = ()
+    provisioning: ProvisioningSection = ProvisioningSection()
     log: LogSection = LogSection()
     radius: RadiusSection | None = None
 
@@ -382,6 +465,16 @@ class Config(_Section):
         if self.portal.url is None and self.tls.enabled:
             return self.tls.base_url()
         return self.portal.base_url()
+
+    def portal_url6(self) -> str:
+        """Return the portal's URL for guests that connect over IPv6.
+
+        With TLS it is the HTTPS URL, whose name must resolve to both
+        addresses because the certificate names no address.
+        """
+        if self.portal.url is None and self.tls.enabled:
+            return self.tls.base_url()
+        return self.portal.base_url6()
 
     def terms_text(self) -> str:
         """Return the terms of use, read from terms_file when one is set."""

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from ipaddress import IPv6Address
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 import uvloop
@@ -32,9 +34,11 @@ from capport.listeners import (
     bind_tcp,
     check_forwarding,
     check_listeners,
+    listen_addresses,
     raise_file_limit,
 )
 from capport.logs import configure_logging
+from capport.neighbour_events import NeighbourEvents
 from capport.netlink import NetlinkNeighbours, check_host
 from capport.portal.app import create_portal_app
 from capport.portal.guard import ConnectionGuard, guarded_protocol
@@ -77,12 +81,15 @@ def _web_server(
     return _EmbeddedServer(config)
 
 
-async def _start_responder(responder: Responder, address: str, port: int) -> None:
+async def _start_responder(
+    responder: Responder, addresses: list[str], port: int
+) -> None:
     try:
-        await responder.start(address, port)
+        await responder.start(addresses, port)
     except OSError as error:
         raise ConfigError(
-            f"responder.port: cannot listen on {address}:{port}: {error.strerror}; "
+            f"responder.port: cannot listen on {', '.join(addresses)} port {port}: "
+            f"{error.strerror}; "
             "stop the program using it (is another capport running?) or choose "
             "another port"
         ) from None
@@ -125,13 +132,17 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         stack.push_async_callback(store.close)
         # Every listener is bound before the firewall changes, so a port in
         # use stops the start with nothing on the host changed.
-        address = str(config.portal.address)
-        portal_socket = bind_tcp(address, config.portal.port, "portal.port")
-        stack.callback(portal_socket.close)
-        https_socket = None
+        addresses = listen_addresses(config)
+        portal_sockets = [
+            bind_tcp(a, config.portal.port, "portal.port") for a in addresses
+        ]
+        https_sockets = []
         if config.tls.enabled:
-            https_socket = bind_tcp(address, config.tls.port, "tls.port")
-            stack.callback(https_socket.close)
+            https_sockets = [
+                bind_tcp(a, config.tls.port, "tls.port") for a in addresses
+            ]
+        for sock in [*portal_sockets, *https_sockets]:
+            stack.callback(sock.close)
         secret = await store.secret()
         signer = TokenSigner(secret, config.session.token_lifetime)
         enforcer = NftablesEnforcer.from_config(config)
@@ -151,11 +162,14 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             signer,
             gateway.is_authorised_ip,
             ProbeTable(merge_probes(config.probes)),
+            portal_url6=config.portal_url6(),
         )
-        await _start_responder(responder, address, config.responder.port)
+        await _start_responder(responder, addresses, config.responder.port)
         stack.push_async_callback(responder.stop)
         control_socket = bind_control_socket(config.control.socket)
         await gateway.start()
+        events = _watch_neighbours(gateway, neighbours.index)
+        stack.callback(events.close)
 
         radius: RadiusAuthenticator | None = None
         background = [asyncio.create_task(gateway.run_expiry())]
@@ -173,19 +187,19 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             config.portal.request_timeout,
         )
         sockets = {
-            _web_server(portal_app, guard=guard): portal_socket,
-            _web_server(create_control_app(gateway)): control_socket,
+            _web_server(portal_app, guard=guard): portal_sockets,
+            _web_server(create_control_app(gateway)): [control_socket],
         }
-        if https_socket is not None:
+        if https_sockets:
             # The same application over HTTPS, for the portal and the
             # Captive Portal API; uvicorn loads the files and fails on a
             # bad certificate or key before any client connects.
             tls = config.tls
             https = _web_server(portal_app, tls.certificate, tls.key, guard=guard)
-            sockets[https] = https_socket
+            sockets[https] = https_sockets
         serving = [
-            asyncio.create_task(server.serve(sockets=[sock]))
-            for server, sock in sockets.items()
+            asyncio.create_task(server.serve(sockets=listening))
+            for server, listening in sockets.items()
         ]
         if config_path is not None:
             reloader = _Reloader(config, config_path, gateway, enforcer, signer)
@@ -206,6 +220,42 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         await asyncio.gather(*serving, *background, return_exceptions=True)
         config.control.socket.unlink(missing_ok=True)
     log.info("Gateway stopped.")
+
+
+def _watch_neighbours(gateway: Gateway, index: int) -> NeighbourEvents:
+    """Authorise new IPv6 addresses of authorised MACs as the kernel resolves them."""
+    tasks: set[asyncio.Task[object]] = set()
+
+    def spawn(coroutine: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[object] = asyncio.create_task(coroutine)
+        tasks.add(task)
+        task.add_done_callback(_finish_learning)
+        task.add_done_callback(tasks.discard)
+
+    def on_neighbour(mac: str, ip: IPv6Address) -> None:
+        # Most messages are state changes of addresses already authorised
+        # or of captive devices, so they start no task.
+        if gateway.would_learn(mac, ip):
+            spawn(gateway.learn_ipv6(mac, ip))
+
+    events = NeighbourEvents(
+        index,
+        on_neighbour=on_neighbour,
+        on_overflow=lambda: spawn(gateway.learn_all_ipv6()),
+    )
+    events.start()
+    # Entries the kernel resolved between the reconciliation and the start
+    # of the subscription produced no message that was read.
+    spawn(gateway.learn_all_ipv6())
+    return events
+
+
+def _finish_learning(task: asyncio.Task[object]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("Authorising a new IPv6 address failed: %s", error)
 
 
 async def _wait(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:

@@ -33,9 +33,18 @@ def tcp_ports(config: Config) -> dict[str, int]:
     return ports
 
 
+def listen_addresses(config: Config) -> list[str]:
+    """Return portal.address and, when set, portal.address6."""
+    addresses = [str(config.portal.address)]
+    if config.portal.address6 is not None:
+        addresses.append(str(config.portal.address6))
+    return addresses
+
+
 def bind_tcp(address: str, port: int, key: str, backlog: int = 1024) -> socket.socket:
     """Return a listening, non-blocking socket, or raise ConfigError naming key."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))
@@ -56,9 +65,9 @@ def bind_tcp(address: str, port: int, key: str, backlog: int = 1024) -> socket.s
 
 def check_listeners(config: Config) -> None:
     """Raise ConfigError if a port the daemon needs cannot be bound."""
-    address = str(config.portal.address)
-    for key, port in tcp_ports(config).items():
-        bind_tcp(address, port, key).close()
+    for address in listen_addresses(config):
+        for key, port in tcp_ports(config).items():
+            bind_tcp(address, port, key).close()
 
 
 class InstanceLock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv6Address
 from typing import Protocol
 
 from capport.models import IPAddress
@@ -22,6 +23,10 @@ class NeighbourTable(Protocol):
         """
         ...
 
+    def ipv6_neighbours(self) -> dict[str, list[IPv6Address]]:
+        """Return the IPv6 addresses of the LAN's neighbour entries by MAC."""
+        ...
+
 
 class MemoryNeighbours:
     """A NeighbourTable backed by a dict, for unit tests."""
@@ -35,3 +40,10 @@ class MemoryNeighbours:
 
     def is_active(self, ip: IPAddress) -> bool:
         return ip in self.entries and ip not in self.stale
+
+    def ipv6_neighbours(self) -> dict[str, list[IPv6Address]]:
+        found: dict[str, list[IPv6Address]] = {}
+        for ip, mac in self.entries.items():
+            if isinstance(ip, IPv6Address):
+                found.setdefault(mac, []).append(ip)
+        return found

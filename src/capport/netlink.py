@@ -101,6 +101,35 @@ class NetlinkNeighbours:
             return False
         return entry is not None and bool(entry[1] & NUD_ACTIVE)
 
+    @property
+    def index(self) -> int:
+        """The interface index of the LAN interface."""
+        return self._index
+
+    def ipv6_neighbours(self) -> dict[str, list[IPv6Address]]:
+        """Return the IPv6 addresses of the LAN's usable neighbour entries by MAC.
+
+        NOTE: this dumps the interface's whole IPv6 neighbour table, so its
+        cost grows with the number of IPv6 addresses on the LAN.
+        """
+        try:
+            return self._thread.call(self._dump_ipv6)
+        except NetlinkError as error:
+            log.warning(
+                "Listing the IPv6 neighbours of %s failed: %s", self._interface, error
+            )
+            return {}
+
+    def _dump_ipv6(self) -> dict[str, list[IPv6Address]]:
+        found: dict[str, list[IPv6Address]] = {}
+        for entry in self._ipr.get_neighbours(
+            family=socket.AF_INET6, ifindex=self._index
+        ):
+            address = usable_ipv6_entry(entry, self._index)
+            if address is not None:
+                found.setdefault(address[0], []).append(address[1])
+        return found
+
     def _get(self, ip: IPAddress) -> str | None:
         entry = self._entry(ip)
         return None if entry is None else entry[0]
@@ -122,6 +151,27 @@ class NetlinkNeighbours:
     def close(self) -> None:
         self._thread.call(self._ipr.close)
         self._thread.close()
+
+
+def usable_ipv6_entry(entry: Any, index: int) -> tuple[str, IPv6Address] | None:
+    """Return (MAC, address) of an IPv6 neighbour message on interface index.
+
+    Returns None for another interface or family, for an entry being
+    resolved or failed, and for link-local addresses, which cannot be
+    forwarded and so need no authorisation.
+    """
+    if entry["family"] != socket.AF_INET6 or entry["ifindex"] != index:
+        return None
+    if entry["state"] & (NUD_INCOMPLETE | NUD_FAILED):
+        return None
+    mac = entry.get_attr("NDA_LLADDR")
+    destination = entry.get_attr("NDA_DST")
+    if not mac or not destination:
+        return None
+    address = IPv6Address(destination)
+    if address.is_link_local or address.is_multicast:
+        return None
+    return str(mac).lower(), address
 
 
 def check_host(config: Config) -> None:
@@ -148,6 +198,18 @@ def _check_interface(config: Config) -> None:
             )
             for message in ipr.get_addr(index=index, family=socket.AF_INET)
         ]
+        assigned6 = [
+            IPv6Address(message.get_attr("IFA_ADDRESS"))
+            for message in ipr.get_addr(index=index, family=socket.AF_INET6)
+        ]
+    address6 = config.portal.address6
+    if address6 is not None and address6 not in assigned6:
+        present = ", ".join(str(address) for address in assigned6) or "none"
+        raise ConfigError(
+            f"portal.address6: {address6} is not assigned to {interface} (its "
+            f"IPv6 addresses: {present}); assign it with `ip address add "
+            f"{address6}/64 dev {interface}` or correct the key"
+        )
     if config.portal.address not in assigned:
         present = ", ".join(str(address) for address in assigned) or "none"
         raise ConfigError(

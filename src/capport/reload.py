@@ -37,9 +37,17 @@ def changed_keys(old: Config, new: Config) -> list[str]:
     return changed
 
 
+# Sections the daemon never reads: `capport dhcp-config` does.
+UNUSED_SECTIONS = {"provisioning"}
+
+
 def restart_keys(old: Config, new: Config) -> list[str]:
     """Return the changed keys that only a restart applies."""
-    return [key for key in changed_keys(old, new) if not _is_live(key)]
+    return [
+        key
+        for key in changed_keys(old, new)
+        if not _is_live(key) and key.partition(".")[0] not in UNUSED_SECTIONS
+    ]
 
 
 def _is_live(dotted: str) -> bool:

@@ -73,6 +73,7 @@ class RulesetSpec:
     allow_udp_ports: tuple[int, ...] = ()
     # The portal's HTTPS port, when TLS is configured.
     portal_tls_port: int | None = None
+    portal_address6: IPv6Address | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> RulesetSpec:
@@ -85,6 +86,7 @@ class RulesetSpec:
             allow_tcp_ports=config.firewall.allow_tcp_ports,
             allow_udp_ports=config.firewall.allow_udp_ports,
             portal_tls_port=config.tls.port if config.tls.enabled else None,
+            portal_address6=config.portal.address6,
         )
 
 
@@ -278,16 +280,22 @@ def input_rules(spec: RulesetSpec) -> list[list[dict[str, Any]]]:
     """Accept the services a device needs before login; reject the rest."""
     udp_ports = _port_set(DNS_PORT, DHCP_PORT, DHCPV6_PORT, *spec.allow_udp_ports)
     tcp_ports = _port_set(DNS_PORT, spec.responder_port, *spec.allow_tcp_ports)
+    portals = [("ip", str(spec.portal_address))]
+    if spec.portal_address6 is not None:
+        portals.append(("ip6", str(spec.portal_address6)))
     return [
         [_iifname(spec.lan_interface, op="!="), _accept()],
         [_match(_ct_state(), ["established", "related"], op="in"), _accept()],
         [_match(_payload("udp", "dport"), udp_ports), _accept()],
         [_match(_payload("tcp", "dport"), tcp_ports), _accept()],
-        [
-            _match(_payload("ip", "daddr"), str(spec.portal_address)),
-            _match(_payload("tcp", "dport"), _portal_ports(spec)),
-            _accept(),
-        ],
+        *(
+            [
+                _match(_payload(protocol, "daddr"), address),
+                _match(_payload("tcp", "dport"), _portal_ports(spec)),
+                _accept(),
+            ]
+            for protocol, address in portals
+        ),
         [_match(_payload("icmp", "type"), "echo-request"), _accept()],
         [
             _match(_payload("icmpv6", "type"), {"set": _NEIGHBOUR_DISCOVERY}),

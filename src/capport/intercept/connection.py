@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Hashable
+from ipaddress import IPv6Address
 from typing import TYPE_CHECKING, Any, cast
 
 from httptools import (
@@ -125,6 +126,9 @@ class InterceptConnection(asyncio.Protocol):
         # counting the connections of one client.
         self.client_key = peername[0]
         self.client_ip = self._responder.client_ip(peername)
+        if isinstance(self.client_ip, IPv6Address):
+            self._builder = self._responder.builder6
+            self._cache = self._responder.response_cache6
         if not self._responder.admit(self):
             self._transport.write(self._builder.error(503))
             self._transport.close()
@@ -160,7 +164,7 @@ class InterceptConnection(asyncio.Protocol):
             # This read held exactly one whole request and nothing else, so
             # the parser is back where it started and the same bytes would
             # give the same callbacks and the same response again.
-            self._responder.cache_response(data, self._reusable_response)
+            self._responder.cache_response(data, self._reusable_response, self._cache)
 
     def eof_received(self) -> bool:
         # Complete requests got their responses as they arrived, so a client
@@ -433,7 +437,7 @@ class InterceptConnection(asyncio.Protocol):
         if action is Action.CAPTIVE or action is Action.PROBE_REDIRECT:
             self._stats.captive_responses += 1
             if cache_key is not None:
-                self._responder.cache_response(cache_key, response)
+                self._responder.cache_response(cache_key, response, self._cache)
         elif action is Action.RETURN:
             self._stats.redirects += 1
         return response, request.keep_alive and not action.closes_connection

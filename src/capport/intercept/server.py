@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +99,8 @@ class Responder:
 
     portal_url is the portal's base URL ending in "/". is_authorised tells
     whether a client IP has logged in since its connection was redirected.
+    portal_url6, when given, is the portal link for clients that connect
+    over IPv6, so that a device without IPv4 gets a link it can follow.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class Responder:
         signer: TokenSigner,
         is_authorised: Callable[[IPAddress], bool],
         probes: ProbeTable | None = None,
+        portal_url6: str | None = None,
     ) -> None:
         self.settings = settings
         # The built-in probe table unless the configuration gives one.
@@ -115,6 +118,13 @@ class Responder:
         self.limits = Limits.from_settings(settings)
         self.builder = ResponseBuilder(portal_url, signer)
         self.response_cache: dict[Hashable, bytes] = {}
+        # Responses to IPv6 clients differ in their portal link, so they
+        # have a builder and a cache of their own.
+        self.builder6 = self.builder
+        self.response_cache6 = self.response_cache
+        if portal_url6 is not None and portal_url6 != portal_url:
+            self.builder6 = ResponseBuilder(portal_url6, signer)
+            self.response_cache6 = {}
         self._client_ips: dict[str, IPAddress] = {}
         self.is_authorised = is_authorised
         self.stats = ResponderStats()
@@ -133,8 +143,8 @@ class Responder:
             return []
         return [sock.getsockname()[:2] for sock in self._server.sockets]
 
-    async def start(self, host: str, port: int) -> None:
-        """Listen on host and port; port 0 picks a free port."""
+    async def start(self, host: str | Sequence[str], port: int) -> None:
+        """Listen on host (one address or several) and port; 0 picks a free port."""
         if self._server is not None:
             raise RuntimeError("the responder is already running")
         loop = asyncio.get_running_loop()
@@ -170,6 +180,7 @@ class Responder:
         self._sweeper = None
         self._cache_timer = None
         self.response_cache.clear()
+        self.response_cache6.clear()
         log.info(
             "Intercepting responder stopped after %d requests (%d got 511).",
             self.stats.requests,
@@ -188,11 +199,20 @@ class Responder:
             self._client_ips[peername[0]] = ip
         return ip
 
-    def cache_response(self, key: Hashable, response: bytes) -> None:
-        """Keep response for reuse by requests with the same key this second."""
+    def cache_response(
+        self,
+        key: Hashable,
+        response: bytes,
+        cache: dict[Hashable, bytes] | None = None,
+    ) -> None:
+        """Keep response for reuse by requests with the same key this second.
+
+        cache is response_cache (the default) or response_cache6.
+        """
         if len(response) > MAX_CACHED_RESPONSE_BYTES:
             return
-        cache = self.response_cache
+        if cache is None:
+            cache = self.response_cache
         if len(cache) >= MAX_CACHED_RESPONSES:
             # Dicts keep insertion order, so this evicts the oldest entry.
             del cache[next(iter(cache))]
@@ -257,6 +277,7 @@ class Responder:
 
     def _clear_cache(self) -> None:
         self.response_cache.clear()
+        self.response_cache6.clear()
         # Run again just after the next second begins; the 1 ms margin keeps
         # an early timer from clearing twice within the old second.
         delay = 1.001 - time.time() % 1.0

@@ -11,22 +11,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from capport.config import load_config
-from capport.lab import system
-from capport.lab.labconfig import gateway_document, write_config
+from capport.lab import dhcp, system
+from capport.lab.labconfig import gateway_document, merge, write_config
 from capport.lab.system import LabError, ProcessRecord
 from capport.lab.topology import (
+    CAPTIVE_API_URI,
     CLIENT_ROLES,
     DEFAULT_PREFIX,
+    DHCP_RANGE,
     GATEWAY_LAN_ADDRESS,
+    GATEWAY_LAN_ADDRESS6,
     GATEWAY_LAN_MAC,
     GATEWAY_WAN_ADDRESS,
+    GATEWAY_WAN_ADDRESS6,
     LAN_INTERFACE,
     LAN_NETWORK,
+    LAN_NETWORK6,
     ORIGIN_HOST,
     PORTAL_HOST,
     PREFIX_LENGTH,
+    PREFIX_LENGTH6,
     PROBE_HOSTS,
     UPSTREAM_ADDRESS,
+    UPSTREAM_ADDRESS6,
     WAN_INTERFACE,
     Lab,
     hosts_dir,
@@ -42,11 +49,14 @@ def up(
     extra_config: Mapping[str, Any] | None = None,
     *,
     start_gateway: bool = True,
+    dhcp: bool = False,
     timeout: float = 20.0,
     tls: bool = False,
 ) -> Lab:
     """Build the laboratory and, unless start_gateway is false, start the gateway in it.
 
+    With dhcp, the clients get their IPv4 addresses from dnsmasq with
+    dhclient instead of static ones, and ask DHCPv6 for their options.
     extra_config is merged over the generated configuration, table by table.
     With tls, a local CA (Lab.ca_path) and a certificate for portal.lab are
     created and the gateway serves the portal and its API over HTTPS too.
@@ -54,6 +64,7 @@ def up(
     before the error propagates.
     """
     lab = plan(prefix)
+    lab.dhcp = dhcp
     existing = [
         name for name in lab.namespaces.values() if system.namespace_exists(name)
     ]
@@ -146,6 +157,11 @@ def _build(
     for namespace in lab.namespaces.values():
         system.run_checked(["ip", "netns", "add", namespace])
         _ip(namespace, "link", "set", "lo", "up")
+        # Interfaces created from now on skip duplicate address detection,
+        # so their IPv6 addresses are usable at once instead of after about
+        # a second. Nothing else on these links can hold the same address.
+        sysctl = ["sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"]
+        system.run_checked(system.netns_argv(namespace, sysctl))
     _wire_lan(lab)
     _wire_wan(lab)
     _enable_forwarding(lab)
@@ -155,7 +171,7 @@ def _build(
         portal_address=GATEWAY_LAN_ADDRESS,
         state_dir=lab.state_dir,
         session_duration=session_duration,
-        extra_config=extra_config,
+        extra_config=merge(_dual_stack_config(), extra_config),
         tls=tls,
     )
     write_config(document, lab.config_path)
@@ -166,6 +182,36 @@ def _build(
         files = init_tls(load_config(lab.config_path))
         log.info("Created the laboratory CA %s.", files.ca_certificate)
     _start_origin(lab, timeout)
+    dhcp.start_dnsmasq(lab)
+    dhcp.wait_for_slaac(lab, timeout)
+    if lab.dhcp:
+        _lease_addresses(lab, timeout)
+
+
+def _dual_stack_config() -> dict[str, Any]:
+    return {
+        "portal": {"address6": GATEWAY_LAN_ADDRESS6},
+        "provisioning": {
+            "api_uri": CAPTIVE_API_URI,
+            "dhcp_range": list(DHCP_RANGE),
+            "lease_time": "1h",
+            "prefix6": LAN_NETWORK6,
+            "hosts": {
+                ORIGIN_HOST: [UPSTREAM_ADDRESS, UPSTREAM_ADDRESS6],
+                PORTAL_HOST: [GATEWAY_LAN_ADDRESS, GATEWAY_LAN_ADDRESS6],
+            },
+        },
+    }
+
+
+def _lease_addresses(lab: Lab, timeout: float) -> None:
+    for role in CLIENT_ROLES:
+        dhcp.start_dhclient4(lab, role)
+    for role in CLIENT_ROLES:
+        lease = dhcp.wait_for_lease4(lab, role, timeout)
+        lab.addresses[role] = dhcp.configure_lease4(lab, role, lease)
+        dhcp.request_dhcp6_options(lab, role, timeout)
+    lab.save()
 
 
 def _ip(namespace: str, *argv: str) -> None:
@@ -194,6 +240,7 @@ def _wire_lan(lab: Lab) -> None:
         "dev",
         LAN_INTERFACE,
     )
+    _configure_lan_ipv6(gateway)
     _ip(gateway, "link", "set", LAN_INTERFACE, "up")
     for role in CLIENT_ROLES:
         client = lab.namespace(role)
@@ -216,6 +263,9 @@ def _wire_lan(lab: Lab) -> None:
         )
         _ip(gateway, "link", "set", port, "master", LAN_INTERFACE, "up")
         _ip(client, "link", "set", "eth0", "address", lab.macs[role])
+        _ip(client, "link", "set", "eth0", "up")
+        if lab.dhcp:
+            continue
         _ip(
             client,
             "address",
@@ -224,8 +274,23 @@ def _wire_lan(lab: Lab) -> None:
             "dev",
             "eth0",
         )
-        _ip(client, "link", "set", "eth0", "up")
         _ip(client, "route", "add", "default", "via", GATEWAY_LAN_ADDRESS)
+
+
+def _configure_lan_ipv6(gateway: str) -> None:
+    _ip(
+        gateway,
+        "address",
+        "add",
+        f"{GATEWAY_LAN_ADDRESS6}/{PREFIX_LENGTH6}",
+        "dev",
+        LAN_INTERFACE,
+        "nodad",
+    )
+    # Without multicast snooping, the bridge floods IPv6 multicast (router
+    # advertisements, neighbour solicitations) to every port like broadcast,
+    # whatever MLD reports the clients have or have not sent yet.
+    _ip(gateway, "link", "set", LAN_INTERFACE, "type", "bridge", "mcast_snooping", "0")
 
 
 def _wire_wan(lab: Lab) -> None:
@@ -252,18 +317,43 @@ def _wire_wan(lab: Lab) -> None:
         "dev",
         WAN_INTERFACE,
     )
+    _ip(
+        gateway,
+        "address",
+        "add",
+        f"{GATEWAY_WAN_ADDRESS6}/{PREFIX_LENGTH6}",
+        "dev",
+        WAN_INTERFACE,
+        "nodad",
+    )
     _ip(gateway, "link", "set", WAN_INTERFACE, "up")
     _ip(
         upstream, "address", "add", f"{UPSTREAM_ADDRESS}/{PREFIX_LENGTH}", "dev", "eth0"
     )
+    _ip(
+        upstream,
+        "address",
+        "add",
+        f"{UPSTREAM_ADDRESS6}/{PREFIX_LENGTH6}",
+        "dev",
+        "eth0",
+        "nodad",
+    )
     _ip(upstream, "link", "set", "eth0", "up")
     # Routed back without NAT, so the origin receives each client's own address.
     _ip(upstream, "route", "add", LAN_NETWORK, "via", GATEWAY_WAN_ADDRESS)
+    _ip(upstream, "-6", "route", "add", LAN_NETWORK6, "via", GATEWAY_WAN_ADDRESS6)
 
 
 def _enable_forwarding(lab: Lab) -> None:
     gateway = lab.namespace("gw")
-    sysctl = ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]
+    sysctl = [
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.ip_forward=1",
+        "net.ipv6.conf.all.forwarding=1",
+    ]
     system.run_checked(system.netns_argv(gateway, sysctl))
     # When br_netfilter is loaded on the host, a new namespace starts with
     # bridge-nf-call-* set to 1 and bridged frames pass the IPv4 and IPv6

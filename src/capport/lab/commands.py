@@ -14,11 +14,15 @@ from capport.lab.build import down, up
 from capport.lab.demo import DEMO_PREFIX, run_demo
 from capport.lab.system import namespace_exists, netns_argv
 from capport.lab.topology import (
+    CLIENT_ADDRESSES6,
     DEFAULT_PREFIX,
+    GATEWAY_LAN_ADDRESS6,
     GATEWAY_WAN_ADDRESS,
+    GATEWAY_WAN_ADDRESS6,
     ORIGIN_HOST,
     PORTAL_HOST,
     ROLES,
+    UPSTREAM_ADDRESS6,
     Lab,
     plan,
 )
@@ -78,12 +82,23 @@ def lab_group() -> None:
     help="Serve the portal and the Captive Portal API over HTTPS as portal.lab, "
     "with a local CA that `curl --cacert` can trust.",
 )
+@click.option(
+    "--dhcp",
+    is_flag=True,
+    help="Lease the clients' IPv4 addresses from dnsmasq with dhclient.",
+)
 def up_command(
-    prefix: str, session_duration: float, no_gateway: bool, tls: bool
+    prefix: str, session_duration: float, no_gateway: bool, tls: bool, dhcp: bool
 ) -> None:
     _require_root()
     try:
-        lab = up(prefix, session_duration, start_gateway=not no_gateway, tls=tls)
+        lab = up(
+            prefix,
+            session_duration,
+            start_gateway=not no_gateway,
+            tls=tls,
+            dhcp=dhcp,
+        )
     except CapportError as error:
         raise click.ClickException(str(error)) from None
     _print_summary(lab, gateway_started=not no_gateway)
@@ -158,12 +173,23 @@ def exec_command(prefix: str, role: str, command: tuple[str, ...]) -> None:
     os.execvp(argv[0], argv)
 
 
+# The IPv6 address of each role; the clients form theirs with SLAAC.
+IPV6_ADDRESSES = {
+    "gw": GATEWAY_LAN_ADDRESS6,
+    **CLIENT_ADDRESSES6,
+    "up": UPSTREAM_ADDRESS6,
+}
+
+
 def _print_summary(lab: Lab, gateway_started: bool) -> None:
     click.echo(f"Laboratory {lab.prefix} is up.")
     click.echo("")
     for role, namespace in lab.namespaces.items():
-        click.echo(f"  {role:<3} {namespace:<20} {lab.addresses[role]}")
-    click.echo(f"  gateway upstream address: {GATEWAY_WAN_ADDRESS}")
+        address6 = IPV6_ADDRESSES[role]
+        click.echo(f"  {role:<3} {namespace:<20} {lab.addresses[role]:<16} {address6}")
+    click.echo(
+        f"  gateway upstream addresses: {GATEWAY_WAN_ADDRESS}, {GATEWAY_WAN_ADDRESS6}"
+    )
     click.echo(f"  clients resolve {ORIGIN_HOST} and {PORTAL_HOST} through /etc/hosts")
     click.echo("")
     click.echo(f"  configuration: {lab.config_path}")
@@ -179,6 +205,10 @@ def _print_summary(lab: Lab, gateway_started: bool) -> None:
     click.echo(f"  {client}")
     click.echo(
         f"  capport lab exec --prefix {lab.prefix} c2 -- curl -i http://{PORTAL_HOST}/"
+    )
+    click.echo(
+        f"  capport lab exec --prefix {lab.prefix} c1 -- "
+        f"curl -i 'http://[{UPSTREAM_ADDRESS6}]/x'"
     )
     click.echo(f"Remove it with: capport lab down --prefix {lab.prefix}")
 

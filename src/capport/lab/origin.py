@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import socketserver
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from capport.probes import DEFAULT_PROBES, ProbeEntry, normalise_host
@@ -63,7 +65,7 @@ class OriginHandler(BaseHTTPRequestHandler):
         self._route(send_body=False)
 
     def log_message(self, format: str, *args: object) -> None:
-        log.info("%s %s", self.client_address[0], format % args)
+        log.info("%s %s", _peer(self.client_address), format % args)
 
     def _route(self, send_body: bool) -> None:
         target = urlsplit(self.path)
@@ -149,28 +151,56 @@ class OriginHandler(BaseHTTPRequestHandler):
             # revocation test expects. The byte count shows when it happened.
             log.info(
                 "%s: stream of %d bytes stopped after %d bytes: %s",
-                self.client_address[0],
+                _peer(self.client_address),
                 size,
                 sent,
                 error,
             )
             self.close_connection = True
             return
-        log.info("%s: stream of %d bytes complete", self.client_address[0], size)
+        log.info("%s: stream of %d bytes complete", _peer(self.client_address), size)
 
 
 class GreetingHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
-        log.info("%s: TCP connection on the TLS port", self.client_address[0])
+        log.info("%s: TCP connection on the TLS port", _peer(self.client_address))
         try:
             self.request.sendall(TCP_GREETING)
         except OSError as error:
-            log.info("%s: TCP greeting failed: %s", self.client_address[0], error)
+            log.info("%s: TCP greeting failed: %s", _peer(self.client_address), error)
 
 
 class GreetingServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+
+
+def _set_dual_stack(server: socketserver.TCPServer) -> None:
+    # Bound to "::", the socket accepts IPv4 too, as ::ffff:a.b.c.d. The
+    # namespace's net.ipv6.bindv6only decides otherwise, so it is set here.
+    dual = server.server_address[0] == "::"
+    server.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(not dual))
+
+
+class DualStackHTTPServer(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        _set_dual_stack(self)
+        super().server_bind()
+
+
+class DualStackGreetingServer(GreetingServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        _set_dual_stack(self)
+        super().server_bind()
+
+
+def _peer(address: tuple[str, int] | Any) -> str:
+    """Return a client's address as logged: IPv4 clients of "::" without ::ffff:."""
+    return str(address[0]).removeprefix("::ffff:")
 
 
 def _parse_int(text: str, low: int, high: int) -> int | None:
@@ -186,7 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         description="Serve the laboratory's origin pages and a plain TCP port.",
     )
     parser.add_argument(
-        "--address", default="0.0.0.0", help="IPv4 address to listen on (default: all)"
+        "--address",
+        default="::",
+        help="IPv4 or IPv6 address to listen on (default: all of both)",
     )
     parser.add_argument(
         "--http-port", type=int, default=80, help="port of the web server (default: 80)"
@@ -202,9 +234,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    web = ThreadingHTTPServer((options.address, options.http_port), OriginHandler)
+    ipv6 = ":" in options.address
+    web_class = DualStackHTTPServer if ipv6 else ThreadingHTTPServer
+    greeting_class = DualStackGreetingServer if ipv6 else GreetingServer
+    web = web_class((options.address, options.http_port), OriginHandler)
     web.daemon_threads = True
-    greeting = GreetingServer((options.address, options.tcp_port), GreetingHandler)
+    greeting = greeting_class((options.address, options.tcp_port), GreetingHandler)
     threading.Thread(target=greeting.serve_forever, daemon=True).start()
 
     log.info(

@@ -4,9 +4,13 @@
                          +-- lan0 192.0.2.1  [gw]  wan0 198.51.100.1 --
     c2 eth0 192.0.2.12 --+                         eth0 198.51.100.80 [up]
 
-Each host is a network namespace named {prefix}-{role}. The addresses are the
-documentation ranges TEST-NET-1 and TEST-NET-2 (RFC 5737), so nothing here
-can collide with a real network. Every link is created inside the
+The laboratory is dual-stack: lan0 also has 2001:db8:1::1/64, from which
+dnsmasq sends router advertisements so that the clients form SLAAC
+addresses, and wan0 has 2001:db8:2::1/64 towards the upstream host's
+2001:db8:2::80. Each host is a network namespace named {prefix}-{role}. The
+addresses are the documentation ranges TEST-NET-1 and TEST-NET-2 (RFC 5737)
+and 2001:db8::/32 (RFC 3849), so nothing here can collide with a real
+network. Every link is created inside the
 namespaces, never in the host's own, and the host's sysctls are not touched.
 What was built, and the PIDs started, are recorded in a state directory so
 that `down` can remove it all from another process or after a crash.
@@ -54,10 +58,25 @@ UPSTREAM_ADDRESS = "198.51.100.80"
 CLIENT_ADDRESSES = {"c1": "192.0.2.11", "c2": "192.0.2.12"}
 CLIENT_MACS = {"c1": "02:00:00:00:00:11", "c2": "02:00:00:00:00:12"}
 
+GATEWAY_LAN_ADDRESS6 = "2001:db8:1::1"
+GATEWAY_WAN_ADDRESS6 = "2001:db8:2::1"
+LAN_NETWORK6 = "2001:db8:1::/64"
+PREFIX_LENGTH6 = 64
+UPSTREAM_ADDRESS6 = "2001:db8:2::80"
+# The SLAAC addresses of the clients: the prefix and the modified EUI-64
+# identifier of their MACs (RFC 4291 appendix A): 02:00:00:00:00:11 becomes
+# 0000:00ff:fe00:0011.
+CLIENT_ADDRESSES6 = {"c1": "2001:db8:1::ff:fe00:11", "c2": "2001:db8:1::ff:fe00:12"}
+# The addresses dnsmasq leases to clients that use DHCP.
+DHCP_RANGE = ("192.0.2.100", "192.0.2.199")
+
 ORIGIN_HOST = "origin.lab"
 PORTAL_HOST = "portal.lab"
 ORIGIN_URL = f"http://{ORIGIN_HOST}/"
 PORTAL_URL = f"http://{GATEWAY_LAN_ADDRESS}/"
+PORTAL_URL6 = f"http://[{GATEWAY_LAN_ADDRESS6}]/"
+# What dnsmasq announces in DHCPv4 option 114 and DHCPv6 option 103.
+CAPTIVE_API_URI = f"https://{PORTAL_HOST}/api/captive"
 # The host names of the built-in probes, which clients resolve to the origin.
 PROBE_HOSTS = tuple(sorted({probe.host for probe in DEFAULT_PROBES}))
 
@@ -84,6 +103,7 @@ class Lab:
     macs: dict[str, str]
     state_dir: Path
     processes: dict[str, ProcessRecord] = field(default_factory=dict)
+    dhcp: bool = False
 
     # Paths inside the state directory
 
@@ -115,6 +135,22 @@ class Lab:
     @property
     def state_path(self) -> Path:
         return self.state_dir / "state.json"
+
+    @property
+    def dnsmasq_config_path(self) -> Path:
+        return self.state_dir / "dnsmasq.conf"
+
+    @property
+    def dnsmasq_log_path(self) -> Path:
+        return self.state_dir / "dnsmasq.log"
+
+    def dhclient_lease_path(self, role: str, version: int) -> Path:
+        """Return the lease file of role's DHCPv4 (4) or DHCPv6 (6) client."""
+        return self.state_dir / f"dhclient{version}-{role}.leases"
+
+    def dhcp6_options_path(self, role: str) -> Path:
+        """Return the file where role's DHCPv6 client records the options it got."""
+        return self.state_dir / f"dhclient6-{role}.options"
 
     # Running commands in a namespace
 
@@ -243,6 +279,7 @@ class Lab:
             "namespaces": self.namespaces,
             "addresses": self.addresses,
             "macs": self.macs,
+            "dhcp": self.dhcp,
             "state_dir": str(self.state_dir),
             "hosts_dirs": [str(hosts_dir(self, role)) for role in CLIENT_ROLES],
             "links": {self.namespace(role): LINKS[role] for role in ROLES},
@@ -262,6 +299,7 @@ class Lab:
             namespaces=dict(data["namespaces"]),
             addresses=dict(data["addresses"]),
             macs=dict(data["macs"]),
+            dhcp=bool(data.get("dhcp", False)),
             state_dir=Path(data["state_dir"]),
             processes={
                 name: ProcessRecord.from_json(record)
