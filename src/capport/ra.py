@@ -1,8 +1,9 @@
 """Router advertisements that carry the Captive-Portal option (RFC 8910 section 2.3).
 
 Debian 12's dnsmasq 2.90 and radvd 2.19 cannot send RA option 37, so the
-daemon sends its own router advertisements on the LAN interface: every
-ra_interval seconds to ff02::1 and in reply to each Router Solicitation.
+daemon sends its own router advertisements on the LAN interface: to
+ff02::1 at most ra_interval seconds apart, and in reply to each Router
+Solicitation.
 They carry the option and no other, and leave every other setting of the
 hosts (hop limit, reachable time, retransmission timer) unspecified.
 
@@ -58,7 +59,7 @@ _IF_INET6 = Path("/proc/net/if_inet6")
 
 @dataclass(frozen=True, slots=True)
 class AdvertisementSettings:
-    """What the daemon's router advertisements announce, and how often."""
+    """The content and interval of the daemon's router advertisements."""
 
     interface: str
     uri: str
@@ -269,7 +270,7 @@ class RouterAdvertiser:
             self._sock = None
 
     async def run(self) -> None:
-        """Advertise until cancelled; answer solicitations meanwhile."""
+        """Send advertisements until cancelled, and reply to solicitations meanwhile."""
         if self._sock is None:
             self.open()
         assert self._sock is not None
@@ -317,14 +318,14 @@ class RouterAdvertiser:
                 log.warning("Reading a router solicitation failed: %s", error)
                 return
             if is_router_solicitation(packet, _hop_limit(ancillary)):
-                self._answer(IPv6Address(sender[0].partition("%")[0]))
+                self._reply(IPv6Address(sender[0].partition("%")[0]))
 
-    def _answer(self, source: IPv6Address) -> None:
+    def _reply(self, source: IPv6Address) -> None:
         # RFC 4861 section 6.2.6: a solicitation from the unspecified address
         # gets a multicast reply, at most one every MIN_DELAY_BETWEEN_RAS.
         # Others may get a unicast reply.
         if not source.is_unspecified:
-            log.debug("Answering a router solicitation from %s.", source)
+            log.debug("Replying to a router solicitation from %s.", source)
             self._send(str(source))
             return
         if self._clock() - self._last_multicast >= MIN_DELAY_BETWEEN_RAS:

@@ -63,7 +63,7 @@ def captive_ras(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [record for record in records if record["uri"] is not None]
 
 
-def test_solicitation_answered_with_captive_portal_uri(ra_lab: Lab) -> None:
+def test_solicitation_reply_carries_uri(ra_lab: Lab) -> None:
     client = link_local(ra_lab, "c1", "eth0")
     records = listen(ra_lab, "c1", 2.0, mode="solicit")
     # The reply to a solicitation from a link-local address is unicast.
@@ -108,7 +108,7 @@ def test_periodic_ra_carries_captive_portal_uri(ra_lab: Lab) -> None:
 
 def test_client_keeps_ipv6_default_route(ra_lab: Lab) -> None:
     # Waits for a periodic RA rather than soliciting one, because dnsmasq
-    # would answer a solicitation too and restore a removed route.
+    # would reply to a solicitation too and restore a removed route.
     records = listen(ra_lab, "c1", 2 * RA_INTERVAL + 4, mode="first")
     assert captive_ras(records), records
     gateway = link_local(ra_lab, "gw", "lan0")

@@ -10,7 +10,7 @@ import pytest
 
 from capport.config import Config, parse_config
 from capport.errors import ConfigError
-from capport.provisioning import DNSMASQ_ROUTER_LIFETIME
+from capport.provisioning import DNSMASQ_ROUTER_LIFETIME, dnsmasq_config
 from capport.ra import (
     INITIAL_ADVERTISEMENTS,
     MAX_INITIAL_INTERVAL,
@@ -22,6 +22,7 @@ from capport.ra import (
     router_advertisement,
     settings_from_config,
 )
+from capport.reload import restart_keys
 
 URI = "https://portal.lab/api/captive"
 
@@ -233,3 +234,23 @@ def test_ra_interval_accepts_duration() -> None:
 def test_ra_interval_outside_rfc_range_rejected(interval: Any) -> None:
     with pytest.raises(ConfigError, match="ra_interval"):
         config(ra_interval=interval)
+
+
+def test_ra_interval_change_needs_restart() -> None:
+    old = config(ra_interval="200s")
+    new = config(ra_interval="100s")
+    assert restart_keys(old, new) == ["provisioning.ra_interval"]
+
+
+def test_ra_switch_change_needs_restart() -> None:
+    old = config(ra_captive_portal=True)
+    new = config(ra_captive_portal=False)
+    assert restart_keys(old, new) == ["provisioning.ra_captive_portal"]
+
+
+def test_dnsmasq_router_lifetime_pinned() -> None:
+    document = config(
+        dhcp_range=["192.0.2.100", "192.0.2.199"], prefix6="2001:db8:1::/64"
+    )
+    lines = dnsmasq_config(document).splitlines()
+    assert f"ra-param=lan0,600,{DNSMASQ_ROUTER_LIFETIME}" in lines
