@@ -258,7 +258,7 @@ class RouterAdvertiser:
         """Open the socket; raises ConfigError or OSError when that fails."""
         self._sock, source, self._index = open_socket(self._settings.interface)
         log.info(
-            "Sending the Captive-Portal RA option from %s on %s every %.0f s.",
+            "Sending the Captive-Portal RA option from %s on %s, at most %.0f s apart.",
             source,
             self._settings.interface,
             self._settings.interval,
@@ -268,6 +268,7 @@ class RouterAdvertiser:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+            log.info("Stopped sending router advertisements.")
 
     async def run(self) -> None:
         """Send advertisements until cancelled, and reply to solicitations meanwhile."""
