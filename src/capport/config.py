@@ -365,6 +365,20 @@ class ProvisioningSection(_Section):
     lease_time: Duration = 3600.0
     prefix6: ipaddress.IPv6Network | None = None
     hosts: dict[str, tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]] = {}
+    # None sends the Captive-Portal RA option when portal.address6 is set.
+    ra_captive_portal: bool | None = None
+    ra_interval: Duration = 200.0
+
+    @field_validator("ra_interval")
+    @classmethod
+    def _check_ra_interval(cls, value: float) -> float:
+        # MaxRtrAdvInterval is between 4 and 1800 s (RFC 4861 section 6.2.1).
+        if not 4 <= value <= 1800:
+            raise ValueError(
+                f"ra_interval {value:g} s is outside 4 to 1800 s, the range of "
+                "MaxRtrAdvInterval in RFC 4861 section 6.2.1"
+            )
+        return value
 
     @field_validator("dhcp_range", mode="before")
     @classmethod

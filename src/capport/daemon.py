@@ -43,6 +43,7 @@ from capport.netlink import NetlinkNeighbours, check_host
 from capport.portal.app import create_portal_app
 from capport.portal.guard import ConnectionGuard, guarded_protocol
 from capport.probes import ProbeTable, merge_probes
+from capport.ra import RouterAdvertiser, settings_from_config
 from capport.reload import merged, restart_keys
 from capport.store import open_store
 from capport.tlsinit import check_tls_files
@@ -101,6 +102,7 @@ def check(config: Config) -> None:
     check_host(config)
     check_forwarding()
     check_listeners(config)
+    settings_from_config(config)
 
 
 def run(config: Config, config_path: Path | None = None) -> None:
@@ -143,6 +145,9 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             ]
         for sock in [*portal_sockets, *https_sockets]:
             stack.callback(sock.close)
+        advertiser = _open_advertiser(config)
+        if advertiser is not None:
+            stack.callback(advertiser.close)
         secret = await store.secret()
         signer = TokenSigner(secret, config.session.token_lifetime)
         enforcer = NftablesEnforcer.from_config(config)
@@ -173,6 +178,8 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
 
         radius: RadiusAuthenticator | None = None
         background = [asyncio.create_task(gateway.run_expiry())]
+        if advertiser is not None:
+            background.append(asyncio.create_task(advertiser.run()))
         if config.radius is not None:
             radius, accounting = build_radius(config, enforcer.counters)
             if accounting is not None:
@@ -220,6 +227,23 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         await asyncio.gather(*serving, *background, return_exceptions=True)
         config.control.socket.unlink(missing_ok=True)
     log.info("Gateway stopped.")
+
+
+def _open_advertiser(config: Config) -> RouterAdvertiser | None:
+    """Open the sender of the Captive-Portal RA option, unless it is off."""
+    settings = settings_from_config(config)
+    if settings is None:
+        return None
+    advertiser = RouterAdvertiser(settings)
+    try:
+        advertiser.open()
+    except OSError as error:
+        raise ConfigError(
+            f"provisioning.ra_captive_portal: cannot open a raw ICMPv6 socket "
+            f"on {settings.interface}: {error.strerror}; run as root (or with "
+            "CAP_NET_RAW) or set provisioning.ra_captive_portal = false"
+        ) from None
+    return advertiser
 
 
 def _watch_neighbours(gateway: Gateway, index: int) -> NeighbourEvents:

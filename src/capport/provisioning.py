@@ -11,7 +11,7 @@ Checked against Debian 12's dnsmasq 2.90: it has a name for neither option,
 so both are given by number with the URI as a quoted string. Its router
 advertisements carry no option 37, and `ra-param` sets only the interval,
 lifetime, MTU and priority. Debian 12's radvd 2.19 has no setting for option
-37 either, so neither sends it and devices learn the URI over DHCP.
+37 either, so the daemon sends RAs with option 37 itself (capport.ra).
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ DHCPV6_CAPTIVE_PORTAL = 103
 # A DHCPv4 option carries at most 255 bytes, and RFC 8910 (sections 2 and
 # 2.2) asks that longer URIs not be sent over IPv6 either.
 MAX_URI_BYTES = 255
+
+# dnsmasq's RA interval and router lifetime, pinned with ra-param so that
+# the daemon's own RAs (capport.ra) repeat the same router lifetime. The
+# values are RFC 4861's defaults (section 6.2.1): MaxRtrAdvInterval 600 s
+# and AdvDefaultLifetime three times that.
+DNSMASQ_RA_INTERVAL = 600
+DNSMASQ_ROUTER_LIFETIME = 1800
 
 # The URI that tells devices this network has no captive portal (RFC 8910
 # section 2).
@@ -149,6 +156,8 @@ def _ipv6_lines(config: Config, uri: str) -> list[str]:
         "enable-ra",
         f"dhcp-range={prefix.network_address},ra-stateless,{prefix.prefixlen},"
         f"{int(config.provisioning.lease_time)}",
+        f"ra-param={config.gateway.interface},{DNSMASQ_RA_INTERVAL},"
+        f"{DNSMASQ_ROUTER_LIFETIME}",
         f'dhcp-option=option6:{DHCPV6_CAPTIVE_PORTAL},"{uri}"',
     ]
     if config.portal.address6 is not None:

@@ -37,8 +37,9 @@ def changed_keys(old: Config, new: Config) -> list[str]:
     return changed
 
 
-# Sections the daemon never reads: `capport dhcp-config` does.
-UNUSED_SECTIONS = {"provisioning"}
+# Keys the daemon never reads, because only `capport dhcp-config` does.
+# The other provisioning keys set the daemon's router advertisements.
+DHCP_ONLY_KEYS = {"provisioning": {"dhcp_range", "lease_time", "hosts"}}
 
 
 def restart_keys(old: Config, new: Config) -> list[str]:
@@ -46,8 +47,13 @@ def restart_keys(old: Config, new: Config) -> list[str]:
     return [
         key
         for key in changed_keys(old, new)
-        if not _is_live(key) and key.partition(".")[0] not in UNUSED_SECTIONS
+        if not _is_live(key) and not _is_dhcp_only(key)
     ]
+
+
+def _is_dhcp_only(dotted: str) -> bool:
+    section, _, key = dotted.partition(".")
+    return key in DHCP_ONLY_KEYS.get(section, set())
 
 
 def _is_live(dotted: str) -> bool:
