@@ -57,3 +57,10 @@ def test_first_capport_entry_absent() -> None:
 def test_empty_profile_still_describes_cpu() -> None:
     text = describe_cpu_profile(_profile(), 0.4, "the daemon")
     assert text.startswith("While the profile was taken")
+
+
+def test_busiest_thread_named() -> None:
+    threads = (("capport-neighbours_0", 0.8), ("MainThread", 0.2))
+    profile = Profile("t", "py-spy record", 100, (LOOP,), threads=threads)
+    text = describe_cpu_profile(profile, 0.4, "the daemon")
+    assert "Thread capport-neighbours_0 has the most samples (80%)." in text

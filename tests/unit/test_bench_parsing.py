@@ -15,6 +15,7 @@ from capport.bench.parsing import (
     parse_iperf3,
     parse_status_kilobytes,
     parse_wrk,
+    thread_shares,
     top_profile_entries,
 )
 
@@ -289,3 +290,29 @@ def test_profile_limit() -> None:
 
 def test_empty_profile() -> None:
     assert top_profile_entries("") == (0, [])
+
+
+PY_SPY_THREADS = """\
+thread (11): MainThread;run (a.py:1);wait (threading.py:320) 30
+thread (12): capport-neighbours_0;_worker (thread.py:83);decode (netlink.py:9) 60
+thread (13): capport-store_0;_worker (thread.py:83) 10
+"""
+
+
+def test_thread_frames_not_ranked_as_functions() -> None:
+    _, entries = top_profile_entries(PY_SPY_THREADS)
+    names = [entry.function for entry in entries]
+    assert names[0] == "decode (netlink.py)"
+    assert not any(name.startswith("thread (") for name in names)
+
+
+def test_thread_shares() -> None:
+    assert thread_shares(PY_SPY_THREADS) == [
+        ("capport-neighbours_0", 0.6),
+        ("MainThread", 0.3),
+        ("capport-store_0", 0.1),
+    ]
+
+
+def test_thread_shares_without_thread_frames() -> None:
+    assert thread_shares(PY_SPY_RAW) == [("(all threads)", 1.0)]

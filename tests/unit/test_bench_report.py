@@ -115,10 +115,12 @@ def test_page_shows_profile_entries() -> None:
             ProfileEntry("data_received (capport/intercept/connection.py)", 0.25, 0.5),
         ),
         cause="It is CPU-bound.",
+        threads=(("MainThread", 0.75), ("capport-store_0", 0.25)),
     )
     page = render_markdown(INFO, [_result(profiles=[profile])])
     assert "### Profile: daemon under wrk" in page
     assert "It is CPU-bound." in page
+    assert "Samples by thread: MainThread 75%, capport-store_0 25%." in page
     assert "500 samples from `py-spy record --pid 42`" in page
     assert (
         "| `data_received (capport/intercept/connection.py)` | 25.0% | 50.0% |" in page

@@ -33,6 +33,9 @@ def describe_cpu_profile(
     was taken, or None when it was not measured.
     """
     sentences = [] if cpu_share is None else _cpu_sentences(cpu_share, process)
+    if len(profile.threads) > 1:
+        name, share = profile.threads[0]
+        sentences.append(f"Thread {name} has the most samples ({share:.0%}).")
     top = profile.entries[0] if profile.entries else None
     if top is not None:
         sentences.append(

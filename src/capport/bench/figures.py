@@ -126,6 +126,8 @@ class Profile:
     samples: int
     entries: tuple[ProfileEntry, ...]
     cause: str = ""
+    # Each thread's name and share of the samples, largest first.
+    threads: tuple[tuple[str, float], ...] = ()
 
 
 # Arithmetic

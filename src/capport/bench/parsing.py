@@ -31,6 +31,9 @@ _LOG_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+) ([\w.]+): (.*)$", re.MULTILINE
 )
 
+# The first frame of each stack when py-spy runs with --threads.
+_THREAD_FRAME = "thread ("
+
 # A frame in py-spy's raw (collapsed) output: "function (file:line)".
 _FRAME = re.compile(r"^(.*) \((.*?)(?::\d+)?\)$")
 
@@ -220,7 +223,11 @@ def top_profile_entries(
             continue
         count = int(count_text)
         samples += count
-        frames = [_function_name(frame) for frame in stack.split(";") if frame]
+        frames = [
+            _function_name(frame)
+            for frame in stack.split(";")
+            if frame and not frame.startswith(_THREAD_FRAME)
+        ]
         if not frames:
             continue
         own[frames[-1]] += count
@@ -233,6 +240,26 @@ def top_profile_entries(
         for function, count in own.most_common(limit)
     ]
     return samples, entries
+
+
+def thread_shares(collapsed: str) -> list[tuple[str, float]]:
+    """Return each thread's share of the samples, largest first.
+
+    py-spy's --threads option puts a frame "thread (TID): NAME" first in
+    every stack; stacks without one count as one unnamed thread.
+    """
+    counts: Counter[str] = Counter()
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rstrip().rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        first = stack.split(";", 1)[0]
+        name = "(all threads)"
+        if first.startswith(_THREAD_FRAME):
+            name = first.partition("): ")[2] or first
+        counts[name] += int(count_text)
+    total = sum(counts.values())
+    return [(name, count / total) for name, count in counts.most_common()]
 
 
 def _function_name(frame: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from capport.bench.figures import Profile
-from capport.bench.parsing import top_profile_entries
+from capport.bench.parsing import thread_shares, top_profile_entries
 from capport.bench.testbed import BenchError
 
 SAMPLE_RATE = 500
@@ -45,6 +45,7 @@ def record_argv(executable: str, output: Path, seconds: float | None) -> list[st
         "--rate",
         str(SAMPLE_RATE),
         "--nonblocking",
+        "--threads",
     ]
     if seconds is not None:
         argv += ["--duration", str(max(1, round(seconds)))]
@@ -98,7 +99,8 @@ def read_profile(
             f"`{command}` wrote no profile ({error.strerror}): {output.strip()[-500:]}"
         ) from None
     samples, entries = top_profile_entries(collapsed)
-    return Profile(title, command, samples, tuple(entries), cause)
+    threads = tuple(thread_shares(collapsed))
+    return Profile(title, command, samples, tuple(entries), cause, threads)
 
 
 def wrap_command(executable: str, output: Path, argv: Sequence[str]) -> list[str]:

@@ -174,6 +174,9 @@ def _profile_section(profile: Profile) -> list[str]:
     lines = [f"### Profile: {profile.title}", ""]
     if profile.cause:
         lines += [profile.cause, ""]
+    if len(profile.threads) > 1:
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in profile.threads)
+        lines += [f"Samples by thread: {shares}.", ""]
     lines += [
         f"{profile.samples} samples from `{profile.command}`. Own: samples "
         "in which the function itself was running; total: samples in which "
