@@ -13,18 +13,19 @@ import ctypes
 import logging
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import nftables
 
 from capport.config import Config
-from capport.enforce import ruleset
-from capport.enforce.base import Grant
+from capport.enforce import limits, lists, ruleset
+from capport.enforce.base import DeviceUsage, Grant, IPNetwork
 from capport.enforce.conntrack import ConnectionTracker
 from capport.enforce.ruleset import ElementState, RulesetSpec
 from capport.errors import EnforcementError
-from capport.models import Device
+from capport.models import Device, IPAddress
 
 log = logging.getLogger("capport.enforce")
 
@@ -53,6 +54,13 @@ class NftablesEnforcer:
         self._nft = _open_context()
         self._lock = threading.Lock()
         self._conntrack = ConnectionTracker()
+        # The contents of the MAC and walled-garden sets, loaded again into
+        # every new table that install() builds.
+        self._trusted: list[str] = []
+        self._blocked: list[str] = []
+        self._garden_networks: list[IPNetwork] = []
+        self._garden_addresses: dict[IPAddress, float] = {}
+        self._installed = False
 
     @classmethod
     def from_config(cls, config: Config) -> NftablesEnforcer:
@@ -66,10 +74,16 @@ class NftablesEnforcer:
 
     def install(self, grants: list[Grant]) -> None:
         """Replace the table in one transaction, authorising exactly grants."""
+        contents = lists.mac_list_commands(
+            self.spec.table, self._trusted, self._blocked
+        ) + lists.garden_commands(
+            self.spec.table, self._garden_networks, self._garden_addresses
+        )
         self.apply(
-            ruleset.install_document(self.spec, grants),
+            ruleset.install_document(self.spec, grants, contents),
             f"installing {self._table} with {len(grants)} authorised devices",
         )
+        self._installed = True
         log.info(
             "Installed %s on %s with %d authorised devices.",
             self._table,
@@ -119,11 +133,59 @@ class NftablesEnforcer:
         """Return the authorised devices with their remaining whole seconds."""
         return {device: state.remaining for device, state in self.elements().items()}
 
+    def usage(self) -> dict[Device, DeviceUsage]:
+        """Return every authorised device's counters, from one listing of the table."""
+        output = self._list_table()
+        try:
+            elements = ruleset.parse_set_elements(output)
+            up_bytes = {device: state.bytes for device, state in elements.items()}
+            return limits.parse_usage(output, up_bytes)
+        except ValueError as error:
+            raise EnforcementError(
+                f"reading the counters of {self._table} failed: {error}"
+            ) from error
+
+    def set_mac_lists(self, trusted: Iterable[str], blocked: Iterable[str]) -> None:
+        """Replace the trusted and blocked MAC addresses in one transaction.
+
+        Before install() the lists are only kept, and install() loads them.
+        """
+        trusted, blocked = sorted(set(trusted)), sorted(set(blocked))
+        if not self._installed:
+            self._trusted, self._blocked = trusted, blocked
+            return
+        self.apply(
+            {"nftables": lists.mac_list_commands(self.spec.table, trusted, blocked)},
+            f"setting {len(trusted)} trusted and {len(blocked)} blocked MACs "
+            f"in {self._table}",
+        )
+        self._trusted, self._blocked = trusted, blocked
+
+    def set_garden(
+        self, networks: Iterable[IPNetwork], addresses: dict[IPAddress, float]
+    ) -> None:
+        """Replace the walled garden's networks and resolved addresses.
+
+        Before install() they are only kept, and install() loads them.
+        """
+        networks = list(networks)
+        if not self._installed:
+            self._garden_networks, self._garden_addresses = networks, dict(addresses)
+            return
+        commands = lists.garden_commands(self.spec.table, networks, addresses)
+        self.apply(
+            {"nftables": commands},
+            f"setting the walled garden of {self._table} to {len(networks)} "
+            f"networks and {len(addresses)} addresses",
+        )
+        self._garden_networks, self._garden_addresses = networks, dict(addresses)
+
     def uninstall(self) -> None:
         """Delete the table; succeed when it does not exist."""
         self.apply(
             ruleset.uninstall_document(self.spec.table), f"deleting {self._table}"
         )
+        self._installed = False
         log.info("Deleted %s.", self._table)
 
     # Reading the kernel's state
@@ -142,16 +204,19 @@ class NftablesEnforcer:
         one input with "No such file or directory". So the whole table is
         listed, and its few rules add little to the elements.
         """
-        output = self.apply(
-            ruleset.list_table_document(self.spec.table),
-            f"listing the authorised devices of {self._table}",
-        )
+        output = self._list_table()
         try:
             return ruleset.parse_set_elements(output)
         except ValueError as error:
             raise EnforcementError(
                 f"listing the authorised devices of {self._table} failed: {error}"
             ) from error
+
+    def _list_table(self) -> Any:
+        return self.apply(
+            ruleset.list_table_document(self.spec.table),
+            f"listing the authorised devices of {self._table}",
+        )
 
     def exists(self) -> bool:
         """Tell whether the table is in the kernel."""
