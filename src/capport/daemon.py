@@ -20,12 +20,14 @@ import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
+from capport.accounting import configured_entitlement
 from capport.auth.radius.method import RadiusAuthenticator, build_radius
 from capport.config import Config, load_config
 from capport.control import bind_control_socket, create_control_app
 from capport.enforce.nftables import NftablesEnforcer
 from capport.enforce.ruleset import RulesetSpec
 from capport.errors import CapportError, ConfigError
+from capport.garden import WalledGarden
 from capport.gateway import Gateway
 from capport.intercept.server import Responder
 from capport.listeners import (
@@ -42,6 +44,7 @@ from capport.neighbour_events import NeighbourEvents
 from capport.netlink import NetlinkNeighbours, check_host
 from capport.portal.app import create_portal_app
 from capport.portal.guard import ConnectionGuard, guarded_protocol
+from capport.portal.views import GRANT_METHOD
 from capport.probes import ProbeTable, merge_probes
 from capport.ra import RouterAdvertiser, settings_from_config
 from capport.reload import merged, restart_keys
@@ -160,7 +163,13 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             neighbours,
             config.session.duration,
             device_limit_policy=config.auth.device_limit_policy,
+            defaults=configured_entitlement(config.session, GRANT_METHOD),
         )
+        gateway.set_configured_macs(
+            config.access.trusted_macs, config.access.blocked_macs
+        )
+        garden = WalledGarden(enforcer, config.walled_garden)
+        await garden.resolve_once()
         responder = Responder(
             config.responder,
             config.portal_url(),
@@ -177,7 +186,14 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         stack.callback(events.close)
 
         radius: RadiusAuthenticator | None = None
-        background = [asyncio.create_task(gateway.run_expiry())]
+        background = [
+            asyncio.create_task(gateway.run_expiry()),
+            asyncio.create_task(
+                gateway.run_accounting(config.session.accounting_interval)
+            ),
+        ]
+        if config.walled_garden.hosts:
+            background.append(asyncio.create_task(garden.run()))
         if advertiser is not None:
             background.append(asyncio.create_task(advertiser.run()))
         if config.radius is not None:
