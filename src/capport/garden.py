@@ -66,8 +66,6 @@ class WalledGarden:
 
     async def run(self) -> None:
         """Resolve the host names every refresh interval, until cancelled."""
-        if not self._section.hosts:
-            return
         while True:
             await asyncio.sleep(self._section.refresh)
             try:
