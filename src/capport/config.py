@@ -50,9 +50,7 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-_SIZE = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|TB|KiB|kiB|MiB|GiB|TiB)?\s*$"
-)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|TB|KiB|kiB|MiB|GiB|TiB)?\s*$")
 _SIZE_UNITS = {
     None: 1,
     "B": 1,

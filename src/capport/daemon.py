@@ -345,6 +345,11 @@ class _Reloader:
         applied = merged(self._config, new)
         running_spec = self._enforcer.spec
         self._enforcer.spec = RulesetSpec.from_config(applied)
+        # start() loads the MAC lists again; sessions already granted keep
+        # the limits they were granted with.
+        self._gateway.set_configured_macs(
+            applied.access.trusted_macs, applied.access.blocked_macs
+        )
         try:
             await self._gateway.start()
         except CapportError as error:
@@ -353,6 +358,9 @@ class _Reloader:
             return
         self._gateway.set_session_duration(applied.session.duration)
         self._gateway.set_device_limit_policy(applied.auth.device_limit_policy)
+        self._gateway.set_defaults(
+            configured_entitlement(applied.session, GRANT_METHOD)
+        )
         self._signer.lifetime = applied.session.token_lifetime
         configure_logging(applied.log.level)
         pending = restart_keys(self._config, new)
