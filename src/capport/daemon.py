@@ -335,6 +335,10 @@ class _Reloader:
         if self._running is None or self._running.done():
             self._running = asyncio.create_task(self._reload())
 
+    def _set_configured_macs(self, config: Config) -> None:
+        access = config.access
+        self._gateway.set_configured_macs(access.trusted_macs, access.blocked_macs)
+
     async def _reload(self) -> None:
         log.info("Reloading the configuration from %s.", self._path)
         try:
@@ -345,17 +349,17 @@ class _Reloader:
         applied = merged(self._config, new)
         running_spec = self._enforcer.spec
         self._enforcer.spec = RulesetSpec.from_config(applied)
-        # start() loads the MAC lists again; sessions already granted keep
+        # start() loads the MAC lists again. Sessions already granted keep
         # the limits they were granted with.
-        self._gateway.set_configured_macs(
-            applied.access.trusted_macs, applied.access.blocked_macs
-        )
+        self._set_configured_macs(applied)
         try:
             await self._gateway.start()
         except CapportError as error:
             self._enforcer.spec = running_spec
+            self._set_configured_macs(self._config)
             log.error("Reload failed; the running firewall is kept: %s", error)
             return
+
         self._gateway.set_session_duration(applied.session.duration)
         self._gateway.set_device_limit_policy(applied.auth.device_limit_policy)
         self._gateway.set_defaults(
@@ -363,6 +367,7 @@ class _Reloader:
         )
         self._signer.lifetime = applied.session.token_lifetime
         configure_logging(applied.log.level)
+
         pending = restart_keys(self._config, new)
         if pending:
             log.warning(

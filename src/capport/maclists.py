@@ -1,10 +1,10 @@
 """Trusted and blocked MAC addresses: the configured lists and runtime changes.
 
 A trusted MAC is never captive and needs no login. A blocked MAC is never
-admitted. The configuration file sets both lists; `capport trust`, `untrust`,
-`block` and `unblock` change them at runtime, and the store keeps those
-changes as overrides that outlast restarts and take precedence over the
-file. A MAC in both lists counts as blocked.
+admitted. The configuration file sets both lists. `capport trust`,
+`untrust`, `block` and `unblock` change them at runtime, and the store keeps
+those changes as overrides, which outlast restarts and take precedence over
+the file. A MAC in both lists counts as blocked.
 """
 
 from __future__ import annotations

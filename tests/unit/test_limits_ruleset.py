@@ -61,7 +61,7 @@ def test_object_name_of_ipv6_device() -> None:
 @pytest.mark.parametrize(
     ("rate", "burst"), [(125_000, 65_536), (2_500_000, 250_000), (1, 65_536)]
 )
-def test_rate_burst_is_tenth_second_or_one_gro_packet(rate: int, burst: int) -> None:
+def test_rate_burst_size(rate: int, burst: int) -> None:
     assert limits.rate_burst(rate) == burst
 
 
@@ -216,7 +216,7 @@ def test_revoke_deletes_map_elements_before_objects() -> None:
 # Rule order
 
 
-def test_forward_checks_blocked_then_trusted_then_limits_then_allowed() -> None:
+def test_forward_rule_order_from_lan() -> None:
     rules = forward_rules(install_document(SPEC, []))
 
     blocked = position(rules, "@blocked")

@@ -315,7 +315,7 @@ def _object_lookup(spec: MapSpec, key: Any) -> dict[str, Any]:
 def parse_usage(listing: Any, up_bytes: dict[Device, int]) -> dict[Device, DeviceUsage]:
     """Read the counters of devices from the output of `list table`.
 
-    up_bytes holds each authorised device's upload bytes, which the counter
+    up_bytes maps each authorised device to its upload bytes, which the counter
     of its element in the authorised set provides. A device missing from
     the download set reads as zero there.
     """
