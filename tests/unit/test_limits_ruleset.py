@@ -353,3 +353,52 @@ def test_parse_usage_of_device_without_download_element() -> None:
 
     assert usage[A].traffic == Traffic(5, 0)
     assert usage[A].quota_used == {}
+
+
+# Removing only the objects that exist
+
+
+def test_grant_with_known_objects_removes_only_those() -> None:
+    existing = {A: frozenset({"quota-down"})}
+    document = grant_document("capport", [Grant(A, 60)], existing)
+
+    assert [q["name"] for q in commands(document, "delete", "quota")] == [QUOTA_DOWN]
+    assert commands(document, "delete", "limit") == []
+
+
+def test_grant_of_device_without_objects_removes_none() -> None:
+    document = grant_document("capport", [Grant(A, 60)], {})
+
+    assert commands(document, "add", "quota") == []
+    assert commands(document, "delete", "quota") == []
+    assert elements(document, "delete", "down4") == ["192.0.2.11"]
+
+
+def test_grants_batched_into_one_command_per_set() -> None:
+    devices = [
+        Device.parse(f"02:00:00:00:01:{n:02x}", f"192.0.2.{n}") for n in range(50)
+    ]
+    document = install_document(SPEC, [Grant(d, 60) for d in devices])
+    down = [e for e in commands(document, "add", "element") if e["name"] == "down4"]
+
+    assert len(down) == 1
+    assert len(down[0]["elem"]) == 50
+
+
+def test_object_prefixes_of_limits() -> None:
+    prefixes = limits.object_prefixes(Limits(quota_total=1, rate_down=2))
+
+    assert prefixes == {"quota-total", "rate-down"}
+
+
+def test_parse_objects_reads_names_back() -> None:
+    listing = {
+        "nftables": [
+            {"quota": {"name": limits.object_name("quota-up", V6)}},
+            {"limit": {"name": limits.object_name("rate-down", V6)}},
+            {"quota": {"name": "unrelated"}},
+            {"limit": {"name": "rate-up-zz-00"}},
+        ]
+    }
+
+    assert limits.parse_objects(listing) == {V6: {"quota-up", "rate-down"}}

@@ -17,16 +17,18 @@ Every function here is pure and builds libnftables JSON commands for the
   same way, which drops what exceeds the rate (policing, not shaping).
 
 Object names are derived from the device, so a document can remove a
-device's objects without knowing whether they exist: it adds a placeholder
-object and map element first, then deletes both. The kernel applies the
-whole batch or none of it.
+device's objects without knowing whether they still exist: it adds a
+placeholder object and map element first, then deletes both. The kernel
+applies the whole batch or none of it. Elements of many devices go into one
+command per set or map, which libnftables processes far faster than one
+command per element.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, ip_address
 from typing import Any
 
 from capport.enforce.base import (
@@ -36,7 +38,7 @@ from capport.enforce.base import (
     Traffic,
     timeout_seconds,
 )
-from capport.models import Device
+from capport.models import Device, normalise_mac
 
 FAMILY = "inet"
 
@@ -132,46 +134,82 @@ def _down_set_object(table: str, version: int, address: str) -> dict[str, Any]:
 
 # Granting and revoking
 
+# The object prefixes each device has in the kernel, such as {"quota-down"}.
+# None stands for "not known", and then every possible object is removed.
+ObjectIndex = Mapping[Device, frozenset[str]]
 
-def grant_commands(table: str, grants: Iterable[Grant]) -> list[dict[str, Any]]:
-    """Build the commands that (re)create each device's counters and limits."""
-    commands: list[dict[str, Any]] = []
-    for grant in {grant.device: grant for grant in grants}.values():
-        commands += _remove(table, grant.device)
-        commands += _create(table, grant)
-    return commands
+
+def object_prefixes(limits: Limits) -> frozenset[str]:
+    """Return the prefixes of the objects that limits need."""
+    wanted = {
+        "quota-up": limits.quota_up,
+        "quota-down": limits.quota_down,
+        "quota-total": limits.quota_total,
+        "rate-up": limits.rate_up,
+        "rate-down": limits.rate_down,
+    }
+    return frozenset(prefix for prefix, value in wanted.items() if value is not None)
+
+
+ALL_PREFIXES = frozenset(
+    {"quota-up", "quota-down", "quota-total", "rate-up", "rate-down"}
+)
 
 
 def install_commands(table: str, grants: Iterable[Grant]) -> list[dict[str, Any]]:
     """Build the commands that create devices' counters and limits in a new table."""
-    commands: list[dict[str, Any]] = []
-    for grant in {grant.device: grant for grant in grants}.values():
-        commands += _create(table, grant)
-    return commands
+    latest = list({grant.device: grant for grant in grants}.values())
+    return _create(table, latest)
 
 
-def revoke_commands(table: str, devices: Iterable[Device]) -> list[dict[str, Any]]:
+def grant_commands(
+    table: str, grants: Iterable[Grant], existing: ObjectIndex | None = None
+) -> list[dict[str, Any]]:
+    """Build the commands that (re)create each device's counters and limits.
+
+    existing lists the objects each device has now, so only those are
+    removed first. Without it, every object a device could have is removed.
+    The download counters restart at zero.
+    """
+    latest = list({grant.device: grant for grant in grants}.values())
+    devices = [grant.device for grant in latest]
+    commands = _remove_download_elements(table, devices)
+    commands += _remove_objects(table, devices, existing)
+    return commands + _create(table, latest)
+
+
+def revoke_commands(
+    table: str, devices: Iterable[Device], existing: ObjectIndex | None = None
+) -> list[dict[str, Any]]:
     """Build the commands that remove devices' counters and limits, present or not."""
-    commands: list[dict[str, Any]] = []
-    for device in dict.fromkeys(devices):
-        commands += _remove(table, device)
-    return commands
+    devices = list(dict.fromkeys(devices))
+    commands = _remove_download_elements(table, devices)
+    return commands + _remove_objects(table, devices, existing)
 
 
-def _create(table: str, grant: Grant) -> list[dict[str, Any]]:
-    device, timeout = grant.device, timeout_seconds(grant.timeout)
-    version = version_of(device)
-    ip = str(device.ip)
-    commands: list[dict[str, Any]] = [
-        _add_element(table, down_set(version), [_timed(ip, timeout)])
+def _create(table: str, grants: list[Grant]) -> list[dict[str, Any]]:
+    """Build one add per set or map, and one per object, for grants."""
+    downloads: dict[str, list[Any]] = {}
+    objects: list[dict[str, Any]] = []
+    map_elements: dict[str, list[Any]] = {}
+    for grant in grants:
+        device, timeout = grant.device, timeout_seconds(grant.timeout)
+        version = version_of(device)
+        downloads.setdefault(down_set(version), []).append(
+            _timed(str(device.ip), timeout)
+        )
+        created = _objects(table, device, grant.limits, grant.used)
+        objects += [{"add": {kind: body}} for kind, body in created.values()]
+        for spec in maps(version):
+            name = object_name(spec.object_prefix, device)
+            if name in created:
+                element = [_timed(_key(device, spec), timeout), name]
+                map_elements.setdefault(spec.name, []).append(element)
+    commands = [_add_element(table, name, items) for name, items in downloads.items()]
+    commands += objects
+    commands += [
+        _add_element(table, name, items) for name, items in map_elements.items()
     ]
-    objects = _objects(table, device, grant.limits, grant.used)
-    commands += [{"add": {kind: body}} for kind, body in objects.values()]
-    for spec in maps(version):
-        name = object_name(spec.object_prefix, device)
-        if name in objects:
-            element = [[_timed(_key(device, spec), timeout), name]]
-            commands.append(_add_element(table, spec.name, element))
     return commands
 
 
@@ -196,36 +234,86 @@ def _objects(
     return objects
 
 
-def _remove(table: str, device: Device) -> list[dict[str, Any]]:
-    """Delete the device's download element, map elements and objects.
+def _remove_download_elements(
+    table: str, devices: list[Device]
+) -> list[dict[str, Any]]:
+    """Delete devices' download elements; each is added first, so it exists."""
+    addresses: dict[str, list[Any]] = {}
+    for device in devices:
+        addresses.setdefault(down_set(version_of(device)), []).append(str(device.ip))
+    commands = []
+    for name, items in addresses.items():
+        commands.append(_add_element(table, name, items))
+        commands.append(_delete_element(table, name, items))
+    return commands
 
-    Each is added first, so the delete succeeds whether or not it existed.
-    An add of an existing map element succeeds only with the same object,
-    which the derived names guarantee.
+
+def _remove_objects(
+    table: str, devices: list[Device], existing: ObjectIndex | None
+) -> list[dict[str, Any]]:
+    """Delete devices' map elements and objects, whether or not they still exist.
+
+    Each object is added first (an add of an existing object succeeds), and
+    so is each map element. An add of an existing map element succeeds only
+    with the same object, which the derived names guarantee. The elements
+    go before the objects, because the kernel does not delete an object
+    that a map element still refers to.
     """
-    version = version_of(device)
-    ip = str(device.ip)
-    commands = [
-        _add_element(table, down_set(version), [ip]),
-        _delete_element(table, down_set(version), [ip]),
-    ]
     placeholders: dict[str, tuple[str, dict[str, Any]]] = {}
-    for spec in maps(version):
-        name = object_name(spec.object_prefix, device)
-        if spec.object_kind == "quota":
-            placeholders[name] = ("quota", _quota(table, name, 1, 0))
-        else:
-            placeholders[name] = ("limit", _limit(table, name, 1))
-    commands += [{"add": {kind: body}} for kind, body in placeholders.values()]
-    for spec in maps(version):
-        name = object_name(spec.object_prefix, device)
-        key = _key(device, spec)
-        commands.append(_add_element(table, spec.name, [[key, name]]))
-        commands.append(_delete_element(table, spec.name, [key]))
+    keys: dict[str, list[Any]] = {}
+    pairs: dict[str, list[Any]] = {}
+    for device in devices:
+        prefixes = (
+            ALL_PREFIXES if existing is None else existing.get(device, frozenset())
+        )
+        for spec in maps(version_of(device)):
+            if spec.object_prefix not in prefixes:
+                continue
+            name = object_name(spec.object_prefix, device)
+            if spec.object_kind == "quota":
+                placeholders[name] = ("quota", _quota(table, name, 1, 0))
+            else:
+                placeholders[name] = ("limit", _limit(table, name, 1))
+            key = _key(device, spec)
+            keys.setdefault(spec.name, []).append(key)
+            pairs.setdefault(spec.name, []).append([key, name])
+    commands = [{"add": {kind: body}} for kind, body in placeholders.values()]
+    for name in keys:
+        commands.append(_add_element(table, name, pairs[name]))
+        commands.append(_delete_element(table, name, keys[name]))
     for name, (kind, _) in placeholders.items():
         reference = {"family": FAMILY, "table": table, "name": name}
         commands.append({"delete": {kind: reference}})
     return commands
+
+
+def parse_objects(listing: Any) -> dict[Device, frozenset[str]]:
+    """Read which devices have which objects from the output of `list table`."""
+    found: dict[Device, set[str]] = {}
+    for item in _items(listing):
+        for kind in ("quota", "limit"):
+            body = item.get(kind)
+            if not body or "name" not in body:
+                continue
+            parsed = _parse_object_name(str(body["name"]))
+            if parsed is not None:
+                prefix, device = parsed
+                found.setdefault(device, set()).add(prefix)
+    return {device: frozenset(prefixes) for device, prefixes in found.items()}
+
+
+def _parse_object_name(name: str) -> tuple[str, Device] | None:
+    """Read the prefix and device back from a name that object_name built."""
+    prefix = next((p for p in ALL_PREFIXES if name.startswith(p + "-")), "")
+    if not prefix:
+        return None
+    mac_hex, _, ip_hex = name[len(prefix) + 1 :].partition("-")
+    try:
+        mac = ":".join(mac_hex[i : i + 2] for i in range(0, 12, 2))
+        ip = ip_address(bytes.fromhex(ip_hex))
+        return prefix, Device(normalise_mac(mac), ip)
+    except ValueError:
+        return None
 
 
 def _quota(table: str, name: str, limit: int, used: int) -> dict[str, Any]:

@@ -61,6 +61,10 @@ class NftablesEnforcer:
         self._garden_networks: list[IPNetwork] = []
         self._garden_addresses: dict[IPAddress, float] = {}
         self._installed = False
+        # The quota and limit objects each device has in the kernel, kept in
+        # step by every change, so grants and revocations remove only those.
+        # None until install() or a listing of the table has set it.
+        self._objects: dict[Device, frozenset[str]] | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> NftablesEnforcer:
@@ -84,6 +88,8 @@ class NftablesEnforcer:
             f"installing {self._table} with {len(grants)} authorised devices",
         )
         self._installed = True
+        self._objects = {}
+        self._record_objects(grants)
         log.info(
             "Installed %s on %s with %d authorised devices.",
             self._table,
@@ -99,9 +105,10 @@ class NftablesEnforcer:
         if not grants:
             return
         self.apply(
-            ruleset.grant_document(self.spec.table, grants),
+            ruleset.grant_document(self.spec.table, grants, self._object_index()),
             f"authorising {_describe([g.device for g in grants])} in {self._table}",
         )
+        self._record_objects(grants)
 
     def revoke(self, devices: list[Device]) -> None:
         """Remove devices from the sets, then delete their conntrack entries.
@@ -115,9 +122,12 @@ class NftablesEnforcer:
         if not devices:
             return
         self.apply(
-            ruleset.revoke_document(self.spec.table, devices),
+            ruleset.revoke_document(self.spec.table, devices, self._object_index()),
             f"revoking {_describe(devices)} in {self._table}",
         )
+        objects = self._object_index()
+        for device in devices:
+            objects.pop(device, None)
         try:
             deleted = self._conntrack.delete_entries(d.ip for d in devices)
         except EnforcementError as error:
@@ -186,7 +196,39 @@ class NftablesEnforcer:
             ruleset.uninstall_document(self.spec.table), f"deleting {self._table}"
         )
         self._installed = False
+        self._objects = None
         log.info("Deleted %s.", self._table)
+
+    def _object_index(self) -> dict[Device, frozenset[str]]:
+        """Return the objects each device has, listing the table the first time."""
+        if self._objects is None:
+            try:
+                self._objects = limits.parse_objects(self._list_table_terse())
+            except EnforcementError:
+                # No table yet: a grant or revoke then fails on its own.
+                self._objects = {}
+        return self._objects
+
+    def _list_table_terse(self) -> Any:
+        """List the table without set elements, which costs little however many."""
+        document = ruleset.list_table_document(self.spec.table)
+        with self._lock:
+            self._nft.set_terse_output(True)
+            try:
+                return _run(
+                    self._nft, document, f"listing the objects of {self._table}"
+                )
+            finally:
+                self._nft.set_terse_output(False)
+
+    def _record_objects(self, grants: list[Grant]) -> None:
+        objects = self._object_index()
+        for grant in grants:
+            prefixes = limits.object_prefixes(grant.limits)
+            if prefixes:
+                objects[grant.device] = prefixes
+            else:
+                objects.pop(grant.device, None)
 
     # Reading the kernel's state
 

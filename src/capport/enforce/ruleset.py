@@ -147,7 +147,9 @@ def install_document(
     return {"nftables": commands}
 
 
-def grant_document(table: str, grants: Iterable[Grant]) -> Document:
+def grant_document(
+    table: str, grants: Iterable[Grant], existing: limits.ObjectIndex | None = None
+) -> Document:
     """Build the transaction that authorises grants with their timeouts.
 
     Whether `add element` updates the timeout of an existing element depends
@@ -156,6 +158,7 @@ def grant_document(table: str, grants: Iterable[Grant]) -> Document:
     makes the delete succeed whether or not the device was authorised, and
     the last add sets the new timeout. The element's counters restart at 0,
     and so do the device's download counter, quotas and rate limits.
+    existing is passed on to limits.grant_commands.
     """
     grants = list(grants)
     commands: list[dict[str, Any]] = []
@@ -165,15 +168,20 @@ def grant_document(table: str, grants: Iterable[Grant]) -> Document:
         commands.append({"add": {"element": element}})
         commands.append({"delete": {"element": _element(table, name, keys[name])}})
         commands.append({"add": {"element": element}})
-    commands += limits.grant_commands(table, grants)
+    commands += limits.grant_commands(table, grants, existing)
     return {"nftables": commands}
 
 
-def revoke_document(table: str, devices: Iterable[Device]) -> Document:
+def revoke_document(
+    table: str,
+    devices: Iterable[Device],
+    existing: limits.ObjectIndex | None = None,
+) -> Document:
     """Build the transaction that removes devices from the authorised sets.
 
     Each element is added and then deleted in the same batch, so revoking a
-    device that is not (or no longer) authorised succeeds.
+    device that is not (or no longer) authorised succeeds. existing is
+    passed on to limits.revoke_commands.
     """
     devices = list(devices)
     commands: list[dict[str, Any]] = []
@@ -181,7 +189,7 @@ def revoke_document(table: str, devices: Iterable[Device]) -> Document:
         element = _element(table, name, elements)
         commands.append({"add": {"element": element}})
         commands.append({"delete": {"element": element}})
-    commands += limits.revoke_commands(table, devices)
+    commands += limits.revoke_commands(table, devices, existing)
     return {"nftables": commands}
 
 
