@@ -32,7 +32,7 @@ from clients import (
     revoke_quietly,
     status_form,
 )
-from netns import wait_until
+from netns import Namespace, serve, wait_until
 
 from capport.bench.parsing import parse_iperf3
 from capport.lab import Lab
@@ -155,6 +155,32 @@ def test_quota_stops_stream_within_one_percent(fresh_lab: Lab, quota_key: str) -
     assert received <= QUOTA_BYTES * 1.01
     assert received >= QUOTA_BYTES * 0.9
     assert received < STREAM_BYTES
+
+
+UPLOAD_PORT = 9000
+
+
+@pytest.mark.lab_config(extra_config=_session_config(quota_up=QUOTA_BYTES))
+def test_upload_quota_stops_within_one_percent(fresh_lab: Lab) -> None:
+    log_in(fresh_lab, "c1")
+    received: list[int] = []
+
+    def count(connection: socket.socket) -> None:
+        while chunk := connection.recv(65536):
+            received.append(len(chunk))
+
+    upstream = Namespace(fresh_lab.namespace("up"))
+    with serve(upstream, UPSTREAM_ADDRESS, UPLOAD_PORT, count):
+        with connect(fresh_lab, "c1", UPLOAD_PORT) as sock:
+            # Sending blocks once the kernel drops what exceeds the quota.
+            sock.settimeout(2.0)
+            chunk = b"x" * 65536
+            with suppress(TimeoutError, ConnectionResetError):
+                for _ in range(STREAM_BYTES // len(chunk)):
+                    sock.sendall(chunk)
+        assert wait_until(lambda: sum(received) > 0, timeout=2)
+    assert sum(received) <= QUOTA_BYTES * 1.01
+    assert sum(received) >= QUOTA_BYTES * 0.9
 
 
 @pytest.mark.lab_config(extra_config=_session_config(quota_down=QUOTA_BYTES))
