@@ -8,6 +8,7 @@ from capport.accounting import (
     Meter,
     SessionTerms,
     UsageRecord,
+    bytes_left,
     carried_total,
     configured_entitlement,
     exhausted_quota,
@@ -231,3 +232,23 @@ def test_configured_entitlement_reads_session_table() -> None:
     assert entitlement.quota == Quota(total=1_000_000)
     assert entitlement.bandwidth == Bandwidth(down=10_000_000)
     assert entitlement.idle_timeout is None
+
+
+# Bytes left
+
+
+def test_bytes_left_under_tightest_quota() -> None:
+    meter = Meter.start(Traffic(100, 300), now=0.0)
+
+    assert bytes_left(meter, Limits(quota_down=1000, quota_total=500)) == 100
+
+
+def test_bytes_left_counts_kernel_drops() -> None:
+    reading = DeviceUsage(Traffic(0, 900), {"down": 1000})
+    meter = Meter.start(Traffic(), now=0.0).read(reading, now=1.0)
+
+    assert bytes_left(meter, Limits(quota_down=1000)) == 0
+
+
+def test_bytes_left_without_quota_is_none() -> None:
+    assert bytes_left(Meter.start(Traffic(), now=0.0), Limits(rate_up=10)) is None

@@ -42,13 +42,13 @@ def count(
     enforcer.counters[A] = usage  # type: ignore[attr-defined]
 
 
-QUOTA = Entitlement("voucher", 600, quota=Quota(down=1000))
-IDLE = Entitlement("voucher", 600, idle_timeout=60)
+QUOTA = Entitlement("click-through", 600, quota=Quota(down=1000))
+IDLE = Entitlement("click-through", 600, idle_timeout=60)
 
 
 def test_grant_passes_limits_to_kernel(tmp_path) -> None:
     entitlement = Entitlement(
-        "voucher", 600, quota=Quota(total=5000), bandwidth=Bandwidth(up=8000)
+        "click-through", 600, quota=Quota(total=5000), bandwidth=Bandwidth(up=8000)
     )
 
     async def scenario(gateway: Gateway, store: SQLiteStore) -> Limits:

@@ -4,11 +4,13 @@ import asyncio
 from pathlib import Path
 
 from capport.accounting import SessionTerms, UsageRecord
+from capport.auth.entitlement import Entitlement
 from capport.enforce.base import Limits, Traffic
 from capport.models import Device, EndReason
 from capport.store.sqlite import SQLiteStore
 
 DEVICE = Device.parse("02:00:00:00:00:11", "192.0.2.11")
+CLICK = Entitlement("click-through", 600)
 TERMS = SessionTerms(Limits(1, 2, 3, 4, 5), 60.0, "boot-1", 1234.5)
 
 
@@ -16,7 +18,7 @@ def test_terms_round_trip(tmp_path: Path) -> None:
     async def scenario() -> dict:
         store = SQLiteStore(tmp_path / "s.db")
         await store.open()
-        session = await store.start_session(DEVICE, "voucher", 600, now=1000.0)
+        session = (await store.start_session(DEVICE, CLICK, now=1000.0)).session
         await store.save_terms(session.id, TERMS)
         found = await store.session_terms([session.id])
         await store.close()
@@ -31,7 +33,7 @@ def test_usage_round_trip(tmp_path: Path) -> None:
     async def scenario() -> UsageRecord:
         store = SQLiteStore(tmp_path / "s.db")
         await store.open()
-        session = await store.start_session(DEVICE, "voucher", 600, now=1000.0)
+        session = (await store.start_session(DEVICE, CLICK, now=1000.0)).session
         await store.save_terms(session.id, TERMS)
         await store.record_usage([record])
         found = await store.session_terms([session.id])
@@ -45,7 +47,7 @@ def test_terms_of_ended_session_not_returned(tmp_path: Path) -> None:
     async def scenario() -> dict:
         store = SQLiteStore(tmp_path / "s.db")
         await store.open()
-        session = await store.start_session(DEVICE, "voucher", 600, now=1000.0)
+        session = (await store.start_session(DEVICE, CLICK, now=1000.0)).session
         await store.save_terms(session.id, TERMS)
         await store.end_session(session.id, EndReason.QUOTA, now=1001.0)
         found = await store.session_terms([session.id])
@@ -59,7 +61,7 @@ def test_set_expiry_moves_active_session(tmp_path: Path) -> None:
     async def scenario() -> float:
         store = SQLiteStore(tmp_path / "s.db")
         await store.open()
-        session = await store.start_session(DEVICE, "voucher", 600, now=1000.0)
+        session = (await store.start_session(DEVICE, CLICK, now=1000.0)).session
         await store.set_expiry([(session.id, 5000.0)])
         (active,) = await store.active_sessions()
         await store.close()
