@@ -263,3 +263,23 @@ def test_untrust_removes_configured_mac(tmp_path) -> None:
 
     asyncio.run(scenario())
     assert enforcer.trusted == set()
+
+
+def test_entitlement_gets_configured_limits_it_leaves_open(tmp_path) -> None:
+    clock = FakeClock()
+    gateway, store, enforcer, _ = build(tmp_path, clock)
+    gateway.set_defaults(
+        Entitlement("click-through", 1, quota=Quota(up=10), idle_timeout=30)
+    )
+    own = Entitlement("click-through", 600, quota=Quota(total=99))
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        await gateway.grant(A, Entitlement("click-through", 600))
+        await gateway.grant(B, own)
+        await store.close()
+
+    asyncio.run(scenario())
+    assert enforcer.limits[A] == Limits(quota_up=10)
+    assert enforcer.limits[B] == Limits(quota_total=99)
