@@ -240,19 +240,26 @@ class NftablesEnforcer:
         }
 
     def elements(self) -> dict[Device, ElementState]:
-        """Return every element of both sets, from one listing of the table.
+        """Return every element of both authorised sets.
 
         libnftables 1.0.6 fails on the second of two `list set` commands in
-        one input with "No such file or directory". So the whole table is
-        listed, and its few rules add little to the elements.
+        one input with "No such file or directory", so each set is listed
+        in a call of its own. Listing the whole table would also list the
+        download set, which has as many elements again.
         """
-        output = self._list_table()
-        try:
-            return ruleset.parse_set_elements(output)
-        except ValueError as error:
-            raise EnforcementError(
-                f"listing the authorised devices of {self._table} failed: {error}"
-            ) from error
+        states: dict[Device, ElementState] = {}
+        for name in (ruleset.ALLOWED4, ruleset.ALLOWED6):
+            output = self.apply(
+                ruleset.list_set_document(self.spec.table, name),
+                f"listing the authorised devices of {self._table}",
+            )
+            try:
+                states.update(ruleset.parse_set_elements(output))
+            except ValueError as error:
+                raise EnforcementError(
+                    f"listing the authorised devices of {self._table} failed: {error}"
+                ) from error
+        return states
 
     def _list_table(self) -> Any:
         return self.apply(
