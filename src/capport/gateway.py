@@ -148,13 +148,6 @@ class Gateway:
         """Return the bytes session may still use, or None if it has no quota."""
         return self._meters.bytes_left(session.id)
 
-    def bytes_remaining(self, session: Session) -> int | None:
-        """Return the bytes session may still use, or None if it has no quota."""
-        meter = self._meters.get(session.id)
-        if meter is None:
-            return None
-        return accounting.bytes_left(meter, self.terms(session).limits)
-
     def terms(self, session: Session) -> SessionTerms:
         """Return the limits of session."""
         return self._meters.terms(session.id)
