@@ -186,6 +186,35 @@ def dhcp_config(config_path: Path, output: Path | None) -> None:
     click.echo(f"Wrote the dnsmasq configuration to {output}.")
 
 
+_MAC_LIST_HELP = {
+    "trust": "Let the device with hardware address MAC online without login.",
+    "untrust": "Make the device with hardware address MAC captive again.",
+    "block": "Never admit the device with hardware address MAC; end its access.",
+    "unblock": "Let the device with hardware address MAC log in again.",
+}
+
+
+def _mac_list_command(command: str) -> click.Command:
+    @click.argument("mac")
+    @_config_option
+    @_socket_option
+    def change(mac: str, config_path: Path, socket_path: Path | None) -> None:
+        try:
+            with _control(config_path, socket_path) as control:
+                result = control.change_mac(command, mac)
+        except CapportError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"{result['mac']} is now {result['policy']}.")
+        for row in result["ended"]:
+            click.echo(f"Ended session {row['session']} at {row['ip']}.")
+
+    change.__doc__ = _MAC_LIST_HELP[command]
+    return click.command(command)(change)
+
+
+for _command in _MAC_LIST_HELP:
+    main.add_command(_mac_list_command(_command))
+
 main.add_command(lab_group)
 main.add_command(check)
 main.add_command(login)

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from capport.errors import ConfigError
+from capport.models import normalise_mac
 from capport.probes import ProbeEntry
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -49,7 +50,59 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|TB|KiB|kiB|MiB|GiB|TiB)?\s*$")
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "kB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 2**10,
+    "kiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kMG]?)bit(?:/s)?\s*$")
+_RATE_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9}
+
+
+def parse_size(value: Any) -> int:
+    """Convert 1000000, "1MB", "500kB" or "2GiB" to bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    else:
+        raise ValueError(
+            f"invalid size {value!r}: expected bytes or a number followed by "
+            'kB, MB, GB, KiB, MiB or GiB, such as "500MB"'
+        )
+    if size <= 0:
+        raise ValueError(f"invalid size {value!r}: it must be positive")
+    return size
+
+
+def parse_rate(value: Any) -> int:
+    """Convert 1000000, "1Mbit", "512kbit" or "2Gbit/s" to bits per second."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        rate = value
+    elif isinstance(value, str) and (match := _RATE.match(value)):
+        rate = int(float(match.group(1)) * _RATE_UNITS[match.group(2)])
+    else:
+        raise ValueError(
+            f"invalid rate {value!r}: expected bits per second or a number "
+            'followed by kbit, Mbit or Gbit, such as "10Mbit"'
+        )
+    if rate < 8:
+        raise ValueError(f"invalid rate {value!r}: it must be at least 8 bit/s")
+    return rate
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Rate = Annotated[int, BeforeValidator(parse_rate)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -151,6 +204,13 @@ MAX_SESSION_SECONDS = 365 * 86400
 class SessionSection(_Section):
     duration: Duration = 3600.0
     token_lifetime: Duration = 900.0
+    idle_timeout: Duration | None = None
+    quota_up: Size | None = None
+    quota_down: Size | None = None
+    quota_total: Size | None = None
+    bandwidth_up: Rate | None = None
+    bandwidth_down: Rate | None = None
+    accounting_interval: Duration = 30.0
 
     @field_validator("duration")
     @classmethod
@@ -160,6 +220,61 @@ class SessionSection(_Section):
                 f"session of {value:.0f} s is longer than the maximum of 365 days"
             )
         return value
+
+
+def _mac_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError(
+            'expected a list of MAC addresses, such as ["02:00:00:00:00:01"]'
+        )
+    return tuple(
+        normalise_mac(item) if isinstance(item, str) else item for item in value
+    )
+
+
+class AccessSection(_Section):
+    trusted_macs: Annotated[tuple[str, ...], BeforeValidator(_mac_list)] = ()
+    blocked_macs: Annotated[tuple[str, ...], BeforeValidator(_mac_list)] = ()
+
+
+class WalledGardenSection(_Section):
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    hosts: tuple[str, ...] = ()
+    refresh: Duration = 300.0
+
+    @field_validator("networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise ValueError('expected a list of networks, such as ["192.0.2.0/24"]')
+        networks = []
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError(f"invalid network {item!r}: expected a string")
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError as error:
+                raise ValueError(f"invalid network {item!r}: {error}") from None
+        return tuple(networks)
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise ValueError('expected a list of host names, such as ["example.org"]')
+        for item in value:
+            if not isinstance(item, str) or not _HOST_NAME.match(item):
+                raise ValueError(
+                    f"invalid host name {item!r}: expected a name such as "
+                    "login.example.org"
+                )
+        return tuple(item.lower().rstrip(".") for item in value)
+
+
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
 
 
 class StoreSection(_Section):
@@ -444,6 +559,8 @@ class Config(_Section):
     # Entries that replace, remove or add to capport.probes.DEFAULT_PROBES.
     probes: tuple[ProbeEntry, ...] = ()
     provisioning: ProvisioningSection = ProvisioningSection()
+    access: AccessSection = AccessSection()
+    walled_garden: WalledGardenSection = WalledGardenSection()
     log: LogSection = LogSection()
     radius: RadiusSection | None = None
 

@@ -1,8 +1,9 @@
 """The control API of a running gateway, on a Unix socket.
 
-The command line (`capport clients`, `capport revoke`) talks to the daemon
-through it. The socket is created with mode 0600, so only the daemon's user
-(root on a gateway) can use it.
+The command line (`capport clients`, `capport revoke`, `capport trust` and
+the other MAC list commands) talks to the daemon through it. The socket is
+created with mode 0600, so only the daemon's user (root on a gateway) can
+use it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from capport.models import EndReason, Session, normalise_mac
 def session_json(gateway: Gateway, session: Session) -> dict[str, Any]:
     """Describe a session for the control API."""
     remaining = gateway.remaining(session)
+    usage = gateway.usage(session)
     return {
         "session": session.id,
         "mac": session.device.mac,
@@ -34,7 +36,18 @@ def session_json(gateway: Gateway, session: Session) -> dict[str, Any]:
         "since": session.started_at,
         "expires": time.time() + remaining,
         "remaining": round(remaining, 1),
+        "bytes_up": usage.up,
+        "bytes_down": usage.down,
     }
+
+
+# The MAC list command that each method on /v1/trusted and /v1/blocked runs.
+_MAC_COMMANDS = {
+    ("trusted", "PUT"): "trust",
+    ("trusted", "DELETE"): "untrust",
+    ("blocked", "PUT"): "block",
+    ("blocked", "DELETE"): "unblock",
+}
 
 
 def create_control_app(gateway: Gateway) -> Starlette:
@@ -56,10 +69,35 @@ def create_control_app(gateway: Gateway) -> Starlette:
             return JSONResponse({"error": message}, status_code=404)
         return JSONResponse({"revoked": [session_json(gateway, s) for s in ended]})
 
+    async def list_macs(request: Request) -> JSONResponse:
+        lists = gateway.mac_lists
+        return JSONResponse(
+            {"trusted": sorted(lists.trusted), "blocked": sorted(lists.blocked)}
+        )
+
+    async def change_mac(request: Request) -> JSONResponse:
+        try:
+            mac = normalise_mac(request.path_params["mac"])
+        except ValueError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        list_name = request.url.path.split("/")[2]
+        command = _MAC_COMMANDS[(list_name, request.method)]
+        ended = await gateway.change_mac_list(mac, command)
+        return JSONResponse(
+            {
+                "mac": mac,
+                "policy": gateway.mac_lists.policy(mac),
+                "ended": [session_json(gateway, s) for s in ended],
+            }
+        )
+
     return Starlette(
         routes=[
             Route("/v1/clients", list_clients, methods=["GET"]),
             Route("/v1/clients/{mac}", revoke_client, methods=["DELETE"]),
+            Route("/v1/macs", list_macs, methods=["GET"]),
+            Route("/v1/trusted/{mac}", change_mac, methods=["PUT", "DELETE"]),
+            Route("/v1/blocked/{mac}", change_mac, methods=["PUT", "DELETE"]),
         ]
     )
 

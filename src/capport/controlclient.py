@@ -46,6 +46,17 @@ class ControlClient:
         revoked: list[dict[str, Any]] = self._request("DELETE", path)["revoked"]
         return revoked
 
+    def mac_lists(self) -> dict[str, list[str]]:
+        """Return the trusted and blocked MAC addresses."""
+        lists: dict[str, list[str]] = self._request("GET", "/v1/macs")
+        return lists
+
+    def change_mac(self, command: str, mac: str) -> dict[str, Any]:
+        """Run trust, untrust, block or unblock on mac; return the new policy."""
+        list_name = "trusted" if command in ("trust", "untrust") else "blocked"
+        method = "PUT" if command in ("trust", "block") else "DELETE"
+        return self._request(method, f"/v1/{list_name}/{mac}")
+
     def _request(self, method: str, path: str) -> dict[str, Any]:
         try:
             response = self._http.request(method, path)

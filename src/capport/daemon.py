@@ -20,12 +20,14 @@ import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
+from capport.accounting import configured_entitlement
 from capport.auth.radius.method import RadiusAuthenticator, build_radius
 from capport.config import Config, load_config
 from capport.control import bind_control_socket, create_control_app
 from capport.enforce.nftables import NftablesEnforcer
 from capport.enforce.ruleset import RulesetSpec
 from capport.errors import CapportError, ConfigError
+from capport.garden import WalledGarden
 from capport.gateway import Gateway
 from capport.intercept.server import Responder
 from capport.listeners import (
@@ -42,6 +44,7 @@ from capport.neighbour_events import NeighbourEvents
 from capport.netlink import NetlinkNeighbours, check_host
 from capport.portal.app import create_portal_app
 from capport.portal.guard import ConnectionGuard, guarded_protocol
+from capport.portal.views import GRANT_METHOD
 from capport.probes import ProbeTable, merge_probes
 from capport.ra import RouterAdvertiser, settings_from_config
 from capport.reload import merged, restart_keys
@@ -160,7 +163,13 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             neighbours,
             config.session.duration,
             device_limit_policy=config.auth.device_limit_policy,
+            defaults=configured_entitlement(config.session, GRANT_METHOD),
         )
+        gateway.set_configured_macs(
+            config.access.trusted_macs, config.access.blocked_macs
+        )
+        garden = WalledGarden(enforcer, config.walled_garden)
+        await garden.resolve_once()
         responder = Responder(
             config.responder,
             config.portal_url(),
@@ -177,7 +186,14 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         stack.callback(events.close)
 
         radius: RadiusAuthenticator | None = None
-        background = [asyncio.create_task(gateway.run_expiry())]
+        background = [
+            asyncio.create_task(gateway.run_expiry()),
+            asyncio.create_task(
+                gateway.run_accounting(config.session.accounting_interval)
+            ),
+        ]
+        if config.walled_garden.hosts:
+            background.append(asyncio.create_task(garden.run()))
         if advertiser is not None:
             background.append(asyncio.create_task(advertiser.run()))
         if config.radius is not None:
@@ -319,6 +335,10 @@ class _Reloader:
         if self._running is None or self._running.done():
             self._running = asyncio.create_task(self._reload())
 
+    def _set_configured_macs(self, config: Config) -> None:
+        access = config.access
+        self._gateway.set_configured_macs(access.trusted_macs, access.blocked_macs)
+
     async def _reload(self) -> None:
         log.info("Reloading the configuration from %s.", self._path)
         try:
@@ -329,16 +349,25 @@ class _Reloader:
         applied = merged(self._config, new)
         running_spec = self._enforcer.spec
         self._enforcer.spec = RulesetSpec.from_config(applied)
+        # start() loads the MAC lists again. Sessions already granted keep
+        # the limits they were granted with.
+        self._set_configured_macs(applied)
         try:
             await self._gateway.start()
         except CapportError as error:
             self._enforcer.spec = running_spec
+            self._set_configured_macs(self._config)
             log.error("Reload failed; the running firewall is kept: %s", error)
             return
+
         self._gateway.set_session_duration(applied.session.duration)
         self._gateway.set_device_limit_policy(applied.auth.device_limit_policy)
+        self._gateway.set_defaults(
+            configured_entitlement(applied.session, GRANT_METHOD)
+        )
         self._signer.lifetime = applied.session.token_lifetime
         configure_logging(applied.log.level)
+
         pending = restart_keys(self._config, new)
         if pending:
             log.warning(

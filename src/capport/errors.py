@@ -55,3 +55,7 @@ class RadiusError(CapportError):
 
 class RadiusTimeout(RadiusError, TimeoutError):
     """No RADIUS server sent a valid reply within its timeout and retries."""
+
+
+class DeviceBlocked(CapportError, PermissionError):
+    """The device's MAC address is on the blocked list."""

@@ -1,4 +1,4 @@
-"""The control plane: grants, revocations, expiry and reconciliation.
+"""The control plane: grants, revocations, expiry, accounting and reconciliation.
 
 The order of a grant is fixed: the session is committed to the store, then
 the kernel set is updated, then the caller may answer the client. The store
@@ -11,6 +11,10 @@ They are not stored. Each start reads them again from the neighbour table,
 which the kernel keeps while the daemon restarts. IPv4 is not learned this
 way, because a second IPv4 address of an authorised MAC is how a host that
 copies the MAC shows itself, and it stays captive.
+
+The kernel enforces time limits, quotas and rates by itself; the gateway
+notices from its counters when a session ran out of quota or went idle,
+and ends it.
 """
 
 from __future__ import annotations
@@ -19,14 +23,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv6Address
 from typing import Protocol
 
+from capport import accounting, boottime
+from capport.accounting import SessionTerms
 from capport.auth.entitlement import Entitlement
 from capport.auth.records import Contact
-from capport.enforce.base import Enforcer, Grant
-from capport.errors import CapportError, DeviceNotFound
+from capport.enforce.base import DeviceUsage, Enforcer, Grant, Traffic
+from capport.errors import CapportError, DeviceBlocked, DeviceNotFound
+from capport.maclists import MacLists, override_for
+from capport.meters import SessionMeters
 from capport.models import Device, EndReason, IPAddress, Session
 from capport.neighbours import NeighbourTable
 from capport.store.base import DeviceLimitPolicy, Store
@@ -36,10 +44,12 @@ log = logging.getLogger("capport.gateway")
 
 @dataclass(frozen=True, slots=True)
 class Clocks:
-    """Wall clock for records, monotonic clock for deadlines."""
+    """Wall clock for records, monotonic for deadlines, boot clock for restarts."""
 
     wall: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
+    boot: Callable[[], float] = boottime.boottime
+    boot_id: Callable[[], str] = boottime.boot_id
 
 
 class SessionObserver(Protocol):
@@ -69,11 +79,13 @@ class Gateway:
         session_duration: float,
         clocks: Clocks = Clocks(),
         device_limit_policy: DeviceLimitPolicy = "reject",
+        defaults: Entitlement | None = None,
     ) -> None:
         self._store = store
         self._enforcer = enforcer
         self._neighbours = neighbours
         self._duration = session_duration
+        self._defaults = defaults or Entitlement("click-through", session_duration)
         self._clocks = clocks
         self._device_limit_policy: DeviceLimitPolicy = device_limit_policy
         # Every authorised address, learned IPv6 ones included, to its session.
@@ -84,6 +96,12 @@ class Gateway:
         self._learned: dict[int, set[IPv6Address]] = {}
         self._deadlines: dict[int, float] = {}
         self._observers: list[SessionObserver] = []
+        self._meters = SessionMeters()
+        self._configured_macs: tuple[frozenset[str], frozenset[str]] = (
+            frozenset(),
+            frozenset(),
+        )
+        self._mac_lists = MacLists(frozenset(), frozenset())
         self._lock = asyncio.Lock()
 
     # Reading state
@@ -121,6 +139,25 @@ class Gateway:
     def learned_addresses(self, session: Session) -> list[IPv6Address]:
         """Return the IPv6 addresses authorised with session beyond its own."""
         return sorted(self._learned.get(session.id, ()))
+
+    def usage(self, session: Session) -> Traffic:
+        """Return the bytes session has sent and received, as of the last pass."""
+        return self._meters.total(session.id)
+
+    def bytes_remaining(self, session: Session) -> int | None:
+        """Return the bytes session may still use, or None if it has no quota."""
+        return self._meters.bytes_left(session.id)
+
+    def terms(self, session: Session) -> SessionTerms:
+        """Return the limits of session."""
+        return self._meters.terms(session.id)
+
+    @property
+    def mac_lists(self) -> MacLists:
+        return self._mac_lists
+
+    def is_blocked(self, mac: str) -> bool:
+        return mac in self._mac_lists.blocked
 
     def remaining(self, session: Session) -> float:
         """Return the seconds left in session by the monotonic clock."""
@@ -182,49 +219,128 @@ class Gateway:
         """Set what a grant beyond a user's or voucher's device limit does."""
         self._device_limit_policy = policy
 
+    def set_defaults(self, defaults: Entitlement) -> None:
+        """Set the limits that sessions granted from now on get by default."""
+        self._defaults = defaults
+
+    def set_configured_macs(
+        self, trusted: Iterable[str], blocked: Iterable[str]
+    ) -> None:
+        """Set the MAC lists of the configuration file; start() applies them."""
+        self._configured_macs = (frozenset(trusted), frozenset(blocked))
+
     async def start(self) -> None:
-        """Reconcile the kernel set with the store in one transaction."""
+        """Reconcile the kernel set with the store in one transaction.
+
+        Each session's remaining time comes from the boot clock (see
+        accounting.remaining_seconds), and its byte counts from the store
+        and from the table the previous run left in the kernel.
+        """
         async with self._lock:
+            await self._load_mac_lists()
             now = self._clocks.wall()
             active = await self._store.active_sessions()
-            live = []
-            ended = []
+            stored = await self._store.session_terms([s.id for s in active])
+            kernel = self._previous_usage()
+            live: list[tuple[Session, float]] = []
+            live_terms: dict[int, SessionTerms] = {}
+            ended: list[tuple[Session, str]] = []
             for session in active:
-                if session.remaining(now) <= 0:
-                    await self._store.end_session(session.id, EndReason.EXPIRED, now)
-                    ended.append(session)
+                terms = (
+                    stored[session.id][0] if session.id in stored else SessionTerms()
+                )
+                remaining = self._remaining_at_start(session, terms)
+                blocked = self.is_blocked(session.device.mac)
+                if remaining <= 0 or blocked:
+                    reason = EndReason.BLOCKED if blocked else EndReason.EXPIRED
+                    await self._store.end_session(session.id, reason, now)
+                    ended.append((session, reason))
                 else:
-                    live.append(session)
-            grants = [Grant(s.device, s.remaining(now)) for s in live]
-            learned = self._neighbour_ipv6(live, {s.device.ip: s for s in live})
+                    live.append((session, remaining))
+                    live_terms[session.id] = terms
+            totals = {
+                session.id: accounting.carried_total(
+                    stored.get(session.id, (None, None))[1], kernel.get(session.device)
+                )
+                for session, _ in live
+            }
+            grants = [
+                Grant(s.device, left, live_terms[s.id].limits, totals[s.id])
+                for s, left in live
+            ]
+            sessions = [session for session, _ in live]
+            learned = self._neighbour_ipv6(sessions, {s.device.ip: s for s in sessions})
             grants += [
-                Grant(Device(s.device.mac, ip), s.remaining(now))
-                for s in live
+                Grant(Device(s.device.mac, ip), left, live_terms[s.id].limits)
+                for s, left in live
                 for ip in learned.get(s.id, ())
             ]
             self._enforcer.install(grants)
             if ended:
                 # Their elements timed out in the kernel while the daemon was
                 # down, but their tracked connections may still be open.
-                devices = [session.device for session in ended]
+                devices = [session.device for session, _ in ended]
                 await asyncio.to_thread(self._enforcer.revoke, devices)
-            for session in ended:
+            for session, reason in ended:
                 for observer in self._observers:
-                    observer.session_ended(session, EndReason.EXPIRED)
+                    observer.session_ended(session, reason)
             self._by_ip.clear()
             self._by_mac.clear()
             self._active.clear()
             self._learned.clear()
             self._deadlines.clear()
-            for session in live:
-                self._index(session, session.remaining(now))
+            self._meters.clear()
+            for session, left in live:
+                self._index(session, left)
                 self._index_learned(session, learned.get(session.id, ()))
+                self._meters.start(
+                    session.id,
+                    live_terms[session.id],
+                    totals[session.id],
+                    self._clocks.monotonic(),
+                )
+            await self._store.record_usage(self._meters.changed())
+            await self._store.set_expiry(self._moved_expiries(live, now))
         log.info(
             "Reconciled the firewall with the store: %d active sessions, "
             "%d ended while the gateway was down.",
             len(live),
             len(active) - len(live),
         )
+
+    @staticmethod
+    def _moved_expiries(
+        live: list[tuple[Session, float]], now: float
+    ) -> list[tuple[int, float]]:
+        """Return new wall-clock expiries for sessions the wall clock disagrees with.
+
+        After a wall-clock jump, the stored expiry is moved to where the
+        boot clock puts the end, so the store and the kernel agree again.
+        """
+        moved = []
+        for session, remaining in live:
+            expires_at = now + remaining
+            if abs(session.expires_at - expires_at) > 1.0:
+                moved.append((session.id, expires_at))
+        return moved
+
+    def _remaining_at_start(self, session: Session, terms: SessionTerms) -> float:
+        return accounting.remaining_seconds(
+            started_at=session.started_at,
+            expires_at=session.expires_at,
+            terms=terms,
+            wall_now=self._clocks.wall(),
+            boot_now=self._clocks.boot(),
+            boot_id=self._clocks.boot_id(),
+        )
+
+    def _previous_usage(self) -> dict[Device, DeviceUsage]:
+        """Read the counters of the table a previous run left, if there is one."""
+        try:
+            return self._enforcer.usage()
+        except CapportError as error:
+            log.debug("No counters to carry over from the kernel: %s", error)
+            return {}
 
     async def grant(
         self,
@@ -235,11 +351,16 @@ class Gateway:
     ) -> Session:
         """Commit a session for device, then authorise it in the kernel.
 
-        A bare method name grants the configured session duration. Raises
-        DeviceLimitReached or VoucherUnavailable, having granted nothing.
+        A bare method name grants the configured duration. Limits that the
+        entitlement leaves open come from the configuration. Raises
+        DeviceBlocked, DeviceLimitReached or VoucherUnavailable, having
+        granted nothing.
         """
         if isinstance(entitlement, str):
             entitlement = Entitlement(entitlement, self._duration)
+        entitlement = self._with_defaults(entitlement)
+        if self.is_blocked(device.mac):
+            raise DeviceBlocked(f"MAC address {device.mac} is blocked on this network")
         async with self._lock:
             now = self._clocks.wall()
             replaced = self._by_ip.get(device.ip)
@@ -263,10 +384,19 @@ class Gateway:
             # follows even if authorising the new device fails below.
             for displaced in started.displaced:
                 await self._cut_off(displaced)
+            terms = accounting.with_boot_deadline(
+                accounting.terms_for(entitlement),
+                self._clocks.boot_id(),
+                self._clocks.boot(),
+                timeout,
+            )
             learned = self._neighbour_ipv6([session], self._by_ip)[session.id]
-            grants = [Grant(device, timeout)]
-            grants += [Grant(Device(device.mac, ip), timeout) for ip in learned]
+            grants = [Grant(device, timeout, terms.limits)]
+            grants += [
+                Grant(Device(device.mac, ip), timeout, terms.limits) for ip in learned
+            ]
             try:
+                await self._store.save_terms(session.id, terms)
                 self._enforcer.grant(grants)
             except CapportError:
                 await self._store.end_session(session.id, "failed", now)
@@ -278,10 +408,12 @@ class Gateway:
                 self._deadlines.pop(replaced.id, None)
                 self._active.pop(replaced.id, None)
                 self._forget_learned(replaced)
+                self._meters.forget(replaced.id)
                 for observer in self._observers:
                     observer.session_ended(replaced, EndReason.REPLACED)
             self._index(session, timeout)
             self._index_learned(session, learned)
+            self._meters.start(session.id, terms, Traffic(), self._clocks.monotonic())
             for observer in self._observers:
                 observer.session_started(session)
         log.info(
@@ -314,7 +446,8 @@ class Gateway:
             remaining = self.remaining(session)
             if remaining <= 0:
                 return False
-            self._enforcer.grant([Grant(Device(mac, ip), remaining)])
+            limits = self.terms(session).limits
+            self._enforcer.grant([Grant(Device(mac, ip), remaining, limits)])
             self._index_learned(session, [ip])
         log.info(
             "Authorised %s with session %d of %s for its remaining %.0f s.",
@@ -335,6 +468,17 @@ class Gateway:
             for ip in addresses:
                 learned += await self.learn_ipv6(mac, ip)
         return learned
+
+    def _with_defaults(self, entitlement: Entitlement) -> Entitlement:
+        """Fill the limits entitlement leaves open from the configured ones."""
+        defaults = self._defaults
+        idle = entitlement.idle_timeout
+        return replace(
+            entitlement,
+            quota=entitlement.quota or defaults.quota,
+            idle_timeout=defaults.idle_timeout if idle is None else idle,
+            bandwidth=entitlement.bandwidth or defaults.bandwidth,
+        )
 
     async def revoke_mac(self, mac: str, reason: str) -> list[Session]:
         """End every active session of mac; return the sessions ended."""
@@ -370,6 +514,86 @@ class Gateway:
             except CapportError:
                 log.exception("Ending expired sessions failed; retrying.")
 
+    # Accounting
+
+    async def account(self) -> list[Session]:
+        """Read the kernel's counters once; end sessions out of quota or idle.
+
+        Return the sessions ended. The usage of every session is stored.
+        """
+        usage = await asyncio.to_thread(self._enforcer.usage)
+        now = self._clocks.monotonic()
+        sessions = list(self._active.values())
+        combined = {}
+        for session in sessions:
+            reading = self._session_usage(session, usage)
+            if reading is not None:
+                combined[session.device] = reading
+        ending = self._meters.read(sessions, combined, now)
+        await self._store.record_usage(self._meters.changed())
+        return [await self.end(session, reason) for session, reason in ending]
+
+    def _session_usage(
+        self, session: Session, usage: Mapping[Device, DeviceUsage]
+    ) -> DeviceUsage | None:
+        """Add up the counters of a session's address and its learned IPv6 ones.
+
+        NOTE: the kernel keeps quota objects per address, so it caps each
+        address at the whole quota. The sum read here ends the session once
+        all its addresses together reach it, one accounting pass later.
+        """
+        devices = [session.device] + [
+            Device(session.device.mac, ip) for ip in self._learned.get(session.id, ())
+        ]
+        readings = [usage[d] for d in devices if d in usage]
+        if not readings:
+            return None
+        up = sum(r.traffic.up for r in readings)
+        down = sum(r.traffic.down for r in readings)
+        quota_used: dict[str, int] = {}
+        for reading in readings:
+            for direction, used in reading.quota_used.items():
+                quota_used[direction] = quota_used.get(direction, 0) + used
+        return DeviceUsage(Traffic(up, down), quota_used)
+
+    async def run_accounting(self, interval: float) -> None:
+        """Run an accounting pass every interval seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.account()
+            except CapportError:
+                log.exception("The accounting pass failed; retrying.")
+
+    # Trusted and blocked MACs
+
+    async def change_mac_list(self, mac: str, command: str) -> list[Session]:
+        """Apply trust, untrust, block or unblock to mac; return sessions ended.
+
+        The change is stored, so it outlasts restarts. Blocking a MAC ends
+        its sessions.
+        """
+        async with self._lock:
+            override = override_for(self._mac_lists, mac, command)
+            if override is not None:
+                await self._store.set_mac_override(mac, override, self._clocks.wall())
+                await self._load_mac_lists()
+            ended = []
+            if self.is_blocked(mac):
+                now = self._clocks.wall()
+                for session in [
+                    s for s in self._active.values() if s.device.mac == mac
+                ]:
+                    ended.append(await self._end(session, EndReason.BLOCKED, now))
+        log.info("MAC %s: %s (now %s).", mac, command, self._mac_lists.policy(mac))
+        return ended
+
+    async def _load_mac_lists(self) -> None:
+        trusted, blocked = self._configured_macs
+        overrides = await self._store.mac_overrides()
+        self._mac_lists = MacLists.build(trusted, blocked, overrides)
+        self._enforcer.set_mac_lists(self._mac_lists.trusted, self._mac_lists.blocked)
+
     # Helpers; the caller holds the lock.
 
     async def _cut_off(self, session: Session) -> None:
@@ -382,6 +606,7 @@ class Gateway:
         await asyncio.to_thread(self._enforcer.revoke, devices)
         # The store's copy carries the end time, so compare ids, not values.
         self._unindex(indexed)
+        self._meters.forget(session.id)
         log.info(
             "Ended session %d of %s: %s.",
             session.id,
@@ -472,8 +697,12 @@ class Gateway:
         # Deleting conntrack entries walks the kernel's table (milliseconds
         # with many connections), so it runs off the event loop.
         await asyncio.to_thread(self._enforcer.revoke, devices)
+        record = self._meters.record(session.id)
+        if record is not None:
+            await self._store.record_usage([record])
         ended = await self._store.end_session(session.id, reason, now)
         self._unindex(session)
+        self._meters.forget(session.id)
         log.info("Ended session %d of %s: %s.", session.id, session.device, reason)
         for observer in self._observers:
             observer.session_ended(ended or session, reason)

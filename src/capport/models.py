@@ -69,3 +69,6 @@ class EndReason:
     LOGOUT = "logout"
     REPLACED = "replaced"
     DEVICE_LIMIT = "device-limit"
+    QUOTA = "quota"
+    IDLE = "idle"
+    BLOCKED = "blocked"

@@ -12,8 +12,18 @@ from capport.config import Config
 
 # Keys whose new value takes effect on reload, by section.
 LIVE_KEYS = {
-    "session": {"duration", "token_lifetime"},
+    "session": {
+        "duration",
+        "token_lifetime",
+        "idle_timeout",
+        "quota_up",
+        "quota_down",
+        "quota_total",
+        "bandwidth_up",
+        "bandwidth_down",
+    },
     "firewall": {"allow_tcp_ports", "allow_udp_ports"},
+    "access": {"trusted_macs", "blocked_macs"},
     "log": {"level"},
     "auth": {"device_limit_policy"},
 }

@@ -139,6 +139,24 @@ def test_api_seconds_remaining_counts_down(tls_lab: Lab) -> None:
     assert 0 < second < first <= 3600
 
 
+QUOTA_BYTES = 1_000_000
+
+
+@pytest.mark.lab_config(
+    tls=True,
+    extra_config={"session": {"quota_down": QUOTA_BYTES, "accounting_interval": 1}},
+)
+def test_api_bytes_remaining_counts_down(fresh_lab: Lab) -> None:
+    log_in_over_https(fresh_lab, "c1")
+    downloaded = curl(fresh_lab, "c1", "http://origin.lab/bytes/300000?delay=0")
+    assert downloaded.status == 200
+    time.sleep(2.5)  # at least one accounting pass
+    remaining = api_json(fresh_lab, "c1")["bytes-remaining"]
+    assert isinstance(remaining, int)
+    # The quota counts IP and TCP headers as well as the 300,000 bytes.
+    assert QUOTA_BYTES - 330_000 <= remaining <= QUOTA_BYTES - 300_000
+
+
 def test_api_rejects_html_accept(tls_lab: Lab) -> None:
     assert api(tls_lab, "c1", accept="text/html").status == 406
 

@@ -62,7 +62,7 @@ def namespaces_present(prefix: str) -> list[str]:
 
 def leftovers(prefix: str) -> list[str]:
     """Return every namespace and directory of prefix that still exists."""
-    paths = [HOSTS_ROOT / f"{prefix}-c1", HOSTS_ROOT / f"{prefix}-c2"]
+    paths = [HOSTS_ROOT / f"{prefix}-{role}" for role in ("gw", "c1", "c2")]
     paths.append(STATE_ROOT / prefix)
     return namespaces_present(prefix) + [str(path) for path in paths if path.exists()]
 
@@ -181,6 +181,7 @@ def test_state_records_namespaces_and_pids(topology: Lab) -> None:
     state = json.loads(topology.state_path.read_text())
     assert state["namespaces"] == topology.namespaces
     assert state["hosts_dirs"] == [
+        str(HOSTS_ROOT / f"{topology.prefix}-gw"),
         str(HOSTS_ROOT / f"{topology.prefix}-c1"),
         str(HOSTS_ROOT / f"{topology.prefix}-c2"),
     ]

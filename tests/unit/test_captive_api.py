@@ -158,6 +158,29 @@ def test_document_rounds_seconds_down() -> None:
     assert document["seconds-remaining"] == 59
 
 
+def test_document_sends_bytes_remaining_with_quota() -> None:
+    document = api_document(
+        captive=False,
+        user_portal_url=PORTAL_URL,
+        venue_info_url=None,
+        can_extend_session=False,
+        seconds_remaining=60.0,
+        bytes_remaining=12345,
+    )
+    assert document["bytes-remaining"] == 12345
+
+
+def test_document_omits_bytes_remaining_without_quota() -> None:
+    document = api_document(
+        captive=False,
+        user_portal_url=PORTAL_URL,
+        venue_info_url=None,
+        can_extend_session=False,
+        seconds_remaining=60.0,
+    )
+    assert "bytes-remaining" not in document
+
+
 # The endpoint
 
 

@@ -20,13 +20,21 @@ class FakeClock:
     def __init__(self) -> None:
         self.wall_time = 1_000_000.0
         self.mono_time = 50.0
+        self.boot_time = 500.0
+        self.boot_id = "boot-1"
 
     def clocks(self) -> Clocks:
-        return Clocks(wall=lambda: self.wall_time, monotonic=lambda: self.mono_time)
+        return Clocks(
+            wall=lambda: self.wall_time,
+            monotonic=lambda: self.mono_time,
+            boot=lambda: self.boot_time,
+            boot_id=lambda: self.boot_id,
+        )
 
     def advance(self, seconds: float) -> None:
         self.wall_time += seconds
         self.mono_time += seconds
+        self.boot_time += seconds
 
 
 class FailingEnforcer(MemoryEnforcer):

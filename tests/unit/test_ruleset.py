@@ -57,6 +57,32 @@ def verdict(rule: list[dict[str, Any]]) -> dict[str, Any]:
     return rule[-1]
 
 
+def index_of(rules: list[list[dict[str, Any]]], left: Any, right: Any) -> int:
+    """Return the position of the one rule that matches left == right."""
+    found = [
+        position
+        for position, rule in enumerate(rules)
+        if any(m["left"] == left and m["right"] == right for m in matches(rule))
+    ]
+    assert len(found) == 1, f"{left} == {right} matched by rules {found}"
+    return found[0]
+
+
+def redirects(document: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    rules = chain_rules(document, "prerouting")
+    return [rule for rule in rules if "redirect" in verdict(rule)]
+
+
+def on_allowed_sets(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the commands of document that change the authorised sets."""
+    return [
+        command
+        for command in document["nftables"]
+        if command[next(iter(command))].get("element", {}).get("name")
+        in ("allowed4", "allowed6")
+    ]
+
+
 def match_on(rule: list[dict[str, Any]], left: dict[str, Any]) -> dict[str, Any]:
     found = [match for match in matches(rule) if match["left"] == left]
     assert len(found) == 1, f"{left} not matched once in {rule}"
@@ -141,7 +167,7 @@ def test_base_chain_priorities_are_integers() -> None:
 
 
 def test_prerouting_redirects_port_80_of_unauthorised_devices() -> None:
-    rule = chain_rules(install_document(SPEC, []), "prerouting")[0]
+    rule = redirects(install_document(SPEC, []))[0]
 
     assert match_on(rule, IIFNAME)["right"] == "lan0"
     assert match_on(rule, TCP_DPORT)["right"] == 80
@@ -152,7 +178,7 @@ def test_prerouting_redirects_port_80_of_unauthorised_devices() -> None:
 
 
 def test_prerouting_leaves_gateway_addresses_alone() -> None:
-    rule = chain_rules(install_document(SPEC, []), "prerouting")[0]
+    rule = redirects(install_document(SPEC, []))[0]
 
     fib = match_on(rule, {"fib": {"result": "type", "flags": ["daddr"]}})
     assert fib["op"] == "!="
@@ -160,7 +186,7 @@ def test_prerouting_leaves_gateway_addresses_alone() -> None:
 
 
 def test_prerouting_redirects_ipv6_devices_too() -> None:
-    rule = chain_rules(install_document(SPEC, []), "prerouting")[1]
+    rule = redirects(install_document(SPEC, []))[1]
 
     lookup = match_on(rule, KEY6)
     assert lookup["op"] == "!="
@@ -246,17 +272,20 @@ def test_input_rejects_the_rest_from_lan() -> None:
 # forward
 
 
-def test_forward_accepts_authorised_with_one_lookup_first() -> None:
+def test_forward_accepts_authorised_with_one_lookup() -> None:
     rules = chain_rules(install_document(SPEC, []), "forward")
+    allowed4 = rules[index_of(rules, KEY4, "@allowed4")]
+    allowed6 = rules[index_of(rules, KEY6, "@allowed6")]
 
-    assert match_on(rules[0], IIFNAME)["right"] == "lan0"
-    assert match_on(rules[0], KEY4) == {"op": "==", "left": KEY4, "right": "@allowed4"}
-    assert verdict(rules[0]) == {"accept": None}
-    assert match_on(rules[1], KEY6)["right"] == "@allowed6"
+    assert match_on(allowed4, IIFNAME)["right"] == "lan0"
+    assert match_on(allowed4, KEY4)["op"] == "=="
+    assert verdict(allowed4) == {"accept": None}
+    assert verdict(allowed6) == {"accept": None}
 
 
 def test_forward_rejects_unauthorised_tcp_with_reset() -> None:
-    rule = chain_rules(install_document(SPEC, []), "forward")[2]
+    rules = chain_rules(install_document(SPEC, []), "forward")
+    (rule,) = [r for r in rules if verdict(r) == {"reject": {"type": "tcp reset"}}]
 
     assert match_on(rule, IIFNAME)["right"] == "lan0"
     assert match_on(rule, {"meta": {"key": "l4proto"}})["right"] == "tcp"
@@ -264,7 +293,8 @@ def test_forward_rejects_unauthorised_tcp_with_reset() -> None:
 
 
 def test_forward_rejects_other_unauthorised_traffic() -> None:
-    rule = chain_rules(install_document(SPEC, []), "forward")[3]
+    rules = chain_rules(install_document(SPEC, []), "forward")
+    (rule,) = [r for r in rules if verdict(r).get("reject", {}).get("type") == "icmpx"]
 
     assert match_on(rule, IIFNAME)["right"] == "lan0"
     assert verdict(rule) == {"reject": {"type": "icmpx", "expr": "admin-prohibited"}}
@@ -273,14 +303,14 @@ def test_forward_rejects_other_unauthorised_traffic() -> None:
 def test_forward_passes_only_replies_towards_lan() -> None:
     rules = chain_rules(install_document(SPEC, []), "forward")
 
-    assert match_on(rules[4], OIFNAME)["right"] == "lan0"
-    assert match_on(rules[4], {"ct": {"key": "state"}})["right"] == [
+    assert match_on(rules[-2], OIFNAME)["right"] == "lan0"
+    assert match_on(rules[-2], {"ct": {"key": "state"}})["right"] == [
         "established",
         "related",
     ]
-    assert verdict(rules[4]) == {"accept": None}
-    assert match_on(rules[5], OIFNAME)["right"] == "lan0"
-    assert verdict(rules[5]) == {"drop": None}
+    assert verdict(rules[-2]) == {"accept": None}
+    assert match_on(rules[-1], OIFNAME)["right"] == "lan0"
+    assert verdict(rules[-1]) == {"drop": None}
 
 
 # Elements
@@ -303,7 +333,11 @@ def test_install_without_grants_adds_no_elements() -> None:
 
 
 def test_grant_deletes_then_adds_again() -> None:
-    document = grant_document("capport", [Grant(A, 600), Grant(B, 30)])
+    document = {
+        "nftables": on_allowed_sets(
+            grant_document("capport", [Grant(A, 600), Grant(B, 30)])
+        )
+    }
     verbs = [next(iter(command)) for command in document["nftables"]]
     timed = [
         {"elem": {"val": {"concat": [A.mac, "192.0.2.11"]}, "timeout": 600}},
@@ -329,9 +363,13 @@ def test_grant_puts_ipv6_devices_in_allowed6() -> None:
     names = {
         command[next(iter(command))]["element"]["name"]
         for command in document["nftables"]
+        if "element" in command[next(iter(command))]
     }
 
-    assert names == {"allowed6"}
+    assert "allowed6" in names
+    assert "allowed4" not in names
+    assert "down6" in names
+    assert "down4" not in names
 
 
 def test_grant_of_nothing_is_empty() -> None:
@@ -341,7 +379,7 @@ def test_grant_of_nothing_is_empty() -> None:
 def test_revoke_adds_then_deletes_same_elements() -> None:
     document = revoke_document("capport", [A, A, V6])
     by_set: dict[str, list[str]] = {}
-    for command in document["nftables"]:
+    for command in on_allowed_sets(document):
         verb = next(iter(command))
         element = command[verb]["element"]
         by_set.setdefault(element["name"], []).append(verb)
@@ -444,7 +482,7 @@ def test_parse_of_empty_set_is_empty() -> None:
     [{"concat": ["02:00:00:00:00:11"]}, {"concat": ["02:00:00:00:00:11", "x"]}, 17],
 )
 def test_parse_rejects_unexpected_element(element: Any) -> None:
-    listing = {"nftables": [{"set": {"elem": [element]}}]}
+    listing = {"nftables": [{"set": {"name": "allowed4", "elem": [element]}}]}
 
     with pytest.raises(ValueError, match="unexpected set element"):
         parse_set_elements(listing)

@@ -273,7 +273,7 @@ def vouchers_group() -> None:
     "--quota",
     default=None,
     callback=_bytes_option,
-    help="Data allowance in bytes, such as 500M or 2GiB (recorded, not yet enforced).",
+    help="Data allowance in bytes per session, up and down, such as 500M or 2GiB.",
 )
 @click.option(
     "--devices",

@@ -81,8 +81,8 @@ async def authenticate_voucher(
         raise VoucherUnavailable(f"voucher {voucher.id} is {reason}")
     ends_at = voucher.ends_at()
     duration = voucher.duration if ends_at is None else ends_at - now
-    # NOTE: the quota is carried to the gateway, which does not enforce data
-    # quotas yet.
+    # The gateway enforces the quota per session, so each device signed in
+    # with the voucher gets the whole allowance.
     quota = None if voucher.quota_bytes is None else Quota(total=voucher.quota_bytes)
     return Entitlement(
         Method.VOUCHER,

@@ -13,18 +13,19 @@ import ctypes
 import logging
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import nftables
 
 from capport.config import Config
-from capport.enforce import ruleset
-from capport.enforce.base import Grant
+from capport.enforce import limits, lists, ruleset
+from capport.enforce.base import DeviceUsage, Grant, IPNetwork
 from capport.enforce.conntrack import ConnectionTracker
 from capport.enforce.ruleset import ElementState, RulesetSpec
 from capport.errors import EnforcementError
-from capport.models import Device
+from capport.models import Device, IPAddress
 
 log = logging.getLogger("capport.enforce")
 
@@ -53,6 +54,17 @@ class NftablesEnforcer:
         self._nft = _open_context()
         self._lock = threading.Lock()
         self._conntrack = ConnectionTracker()
+        # The contents of the MAC and walled-garden sets, loaded again into
+        # every new table that install() builds.
+        self._trusted: list[str] = []
+        self._blocked: list[str] = []
+        self._garden_networks: list[IPNetwork] = []
+        self._garden_addresses: dict[IPAddress, float] = {}
+        self._installed = False
+        # The quota and limit objects each device has in the kernel, kept in
+        # step by every change, so grants and revocations remove only those.
+        # None until install() or a listing of the table has set it.
+        self._objects: dict[Device, frozenset[str]] | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> NftablesEnforcer:
@@ -66,10 +78,18 @@ class NftablesEnforcer:
 
     def install(self, grants: list[Grant]) -> None:
         """Replace the table in one transaction, authorising exactly grants."""
+        contents = lists.mac_list_commands(
+            self.spec.table, self._trusted, self._blocked
+        ) + lists.garden_commands(
+            self.spec.table, self._garden_networks, self._garden_addresses
+        )
         self.apply(
-            ruleset.install_document(self.spec, grants),
+            ruleset.install_document(self.spec, grants, contents),
             f"installing {self._table} with {len(grants)} authorised devices",
         )
+        self._installed = True
+        self._objects = {}
+        self._record_objects(grants)
         log.info(
             "Installed %s on %s with %d authorised devices.",
             self._table,
@@ -85,9 +105,10 @@ class NftablesEnforcer:
         if not grants:
             return
         self.apply(
-            ruleset.grant_document(self.spec.table, grants),
+            ruleset.grant_document(self.spec.table, grants, self._object_index()),
             f"authorising {_describe([g.device for g in grants])} in {self._table}",
         )
+        self._record_objects(grants)
 
     def revoke(self, devices: list[Device]) -> None:
         """Remove devices from the sets, then delete their conntrack entries.
@@ -101,9 +122,12 @@ class NftablesEnforcer:
         if not devices:
             return
         self.apply(
-            ruleset.revoke_document(self.spec.table, devices),
+            ruleset.revoke_document(self.spec.table, devices, self._object_index()),
             f"revoking {_describe(devices)} in {self._table}",
         )
+        objects = self._object_index()
+        for device in devices:
+            objects.pop(device, None)
         try:
             deleted = self._conntrack.delete_entries(d.ip for d in devices)
         except EnforcementError as error:
@@ -119,12 +143,92 @@ class NftablesEnforcer:
         """Return the authorised devices with their remaining whole seconds."""
         return {device: state.remaining for device, state in self.elements().items()}
 
+    def usage(self) -> dict[Device, DeviceUsage]:
+        """Return every authorised device's counters, from one listing of the table."""
+        output = self._list_table()
+        try:
+            elements = ruleset.parse_set_elements(output)
+            up_bytes = {device: state.bytes for device, state in elements.items()}
+            return limits.parse_usage(output, up_bytes)
+        except ValueError as error:
+            raise EnforcementError(
+                f"reading the counters of {self._table} failed: {error}"
+            ) from error
+
+    def set_mac_lists(self, trusted: Iterable[str], blocked: Iterable[str]) -> None:
+        """Replace the trusted and blocked MAC addresses in one transaction.
+
+        Before install() the lists are only kept, and install() loads them.
+        """
+        trusted, blocked = sorted(set(trusted)), sorted(set(blocked))
+        if not self._installed:
+            self._trusted, self._blocked = trusted, blocked
+            return
+        self.apply(
+            {"nftables": lists.mac_list_commands(self.spec.table, trusted, blocked)},
+            f"setting {len(trusted)} trusted and {len(blocked)} blocked MACs "
+            f"in {self._table}",
+        )
+        self._trusted, self._blocked = trusted, blocked
+
+    def set_garden(
+        self, networks: Iterable[IPNetwork], addresses: dict[IPAddress, float]
+    ) -> None:
+        """Replace the walled garden's networks and resolved addresses.
+
+        Before install() they are only kept, and install() loads them.
+        """
+        networks = list(networks)
+        if not self._installed:
+            self._garden_networks, self._garden_addresses = networks, dict(addresses)
+            return
+        commands = lists.garden_commands(self.spec.table, networks, addresses)
+        self.apply(
+            {"nftables": commands},
+            f"setting the walled garden of {self._table} to {len(networks)} "
+            f"networks and {len(addresses)} addresses",
+        )
+        self._garden_networks, self._garden_addresses = networks, dict(addresses)
+
     def uninstall(self) -> None:
         """Delete the table; succeed when it does not exist."""
         self.apply(
             ruleset.uninstall_document(self.spec.table), f"deleting {self._table}"
         )
+        self._installed = False
+        self._objects = None
         log.info("Deleted %s.", self._table)
+
+    def _object_index(self) -> dict[Device, frozenset[str]]:
+        """Return the objects each device has, listing the table the first time."""
+        if self._objects is None:
+            try:
+                self._objects = limits.parse_objects(self._list_table_terse())
+            except EnforcementError:
+                # No table yet: a grant or revoke then fails on its own.
+                self._objects = {}
+        return self._objects
+
+    def _list_table_terse(self) -> Any:
+        """List the table without set elements, which costs little however many."""
+        document = ruleset.list_table_document(self.spec.table)
+        with self._lock:
+            self._nft.set_terse_output(True)
+            try:
+                return _run(
+                    self._nft, document, f"listing the objects of {self._table}"
+                )
+            finally:
+                self._nft.set_terse_output(False)
+
+    def _record_objects(self, grants: list[Grant]) -> None:
+        objects = self._object_index()
+        for grant in grants:
+            prefixes = limits.object_prefixes(grant.limits)
+            if prefixes:
+                objects[grant.device] = prefixes
+            else:
+                objects.pop(grant.device, None)
 
     # Reading the kernel's state
 
@@ -136,22 +240,32 @@ class NftablesEnforcer:
         }
 
     def elements(self) -> dict[Device, ElementState]:
-        """Return every element of both sets, from one listing of the table.
+        """Return every element of both authorised sets.
 
         libnftables 1.0.6 fails on the second of two `list set` commands in
-        one input with "No such file or directory". So the whole table is
-        listed, and its few rules add little to the elements.
+        one input with "No such file or directory", so each set is listed
+        in a call of its own. Listing the whole table would also list the
+        download set, which has as many elements again.
         """
-        output = self.apply(
+        states: dict[Device, ElementState] = {}
+        for name in (ruleset.ALLOWED4, ruleset.ALLOWED6):
+            output = self.apply(
+                ruleset.list_set_document(self.spec.table, name),
+                f"listing the authorised devices of {self._table}",
+            )
+            try:
+                states.update(ruleset.parse_set_elements(output))
+            except ValueError as error:
+                raise EnforcementError(
+                    f"listing the authorised devices of {self._table} failed: {error}"
+                ) from error
+        return states
+
+    def _list_table(self) -> Any:
+        return self.apply(
             ruleset.list_table_document(self.spec.table),
             f"listing the authorised devices of {self._table}",
         )
-        try:
-            return ruleset.parse_set_elements(output)
-        except ValueError as error:
-            raise EnforcementError(
-                f"listing the authorised devices of {self._table} failed: {error}"
-            ) from error
 
     def exists(self) -> bool:
         """Tell whether the table is in the kernel."""

@@ -9,14 +9,20 @@ The ruleset is one `inet` table:
 
 - sets `allowed4` (`ether_addr . ipv4_addr`) and `allowed6`
   (`ether_addr . ipv6_addr`) of authorised devices, each element with a
-  timeout and its own counter;
-- `prerouting` (nat): TCP port 80 of an unauthorised device to an address
-  that is not the gateway's own is redirected to the responder;
+  timeout and its own counter of the bytes the device sent;
+- the download sets, quota maps and rate-limit maps of
+  capport.enforce.limits, and the trusted, blocked and walled-garden sets
+  of capport.enforce.lists;
+- `prerouting` (nat): trusted devices and traffic to the walled garden
+  pass; TCP port 80 of an unauthorised device to an address that is not
+  the gateway's own is redirected to the responder;
 - `input`: from the LAN only DHCP, DNS, the portal, the responder, ICMP
   echo, IPv6 neighbour discovery and the configured extra ports are accepted;
-- `forward`: from the LAN, an authorised device is accepted by one set
-  lookup and the rest is rejected at once. Towards the LAN, only replies of
-  tracked connections pass.
+- `forward`: from the LAN, blocked MACs are dropped and trusted ones
+  accepted; a device over its quota or rate is dropped; an authorised
+  device is accepted by one set lookup, and so is traffic to the walled
+  garden; the rest is rejected at once. Towards the LAN, quotas and rates
+  are applied the same way and only replies of tracked connections pass.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from capport.config import Config
-from capport.enforce.base import Grant
+from capport.enforce import limits, lists
+from capport.enforce.base import Grant, timeout_seconds
 from capport.models import Device, IPAddress
 
 Document = dict[str, list[dict[str, Any]]]
@@ -102,18 +109,27 @@ class ElementState:
 # Whole documents
 
 
-def install_document(spec: RulesetSpec, grants: Iterable[Grant]) -> Document:
+def install_document(
+    spec: RulesetSpec,
+    grants: Iterable[Grant],
+    contents: Iterable[dict[str, Any]] = (),
+) -> Document:
     """Build the transaction that replaces the table and loads grants.
 
-    The table is added before it is deleted, so the delete cannot fail when
-    no table exists. The kernel applies the whole batch or none of it.
+    contents are further commands that fill the new table's sets, such as
+    the trusted MACs. The table is added before it is deleted, so the delete
+    cannot fail when no table exists. The kernel applies the whole batch or
+    none of it.
     """
+    grants = list(grants)
     commands: list[dict[str, Any]] = [
         {"add": {"table": _table(spec.table)}},
         {"delete": {"table": _table(spec.table)}},
         {"add": {"table": _table(spec.table)}},
         {"add": {"set": _set(spec.table, ALLOWED4, "ipv4_addr")}},
         {"add": {"set": _set(spec.table, ALLOWED6, "ipv6_addr")}},
+        *limits.declarations(spec.table),
+        *lists.declarations(spec.table),
         {"add": {"chain": _base_chain(spec.table, "prerouting", "nat", DSTNAT)}},
         {"add": {"chain": _base_chain(spec.table, "input", "filter", FILTER)}},
         {"add": {"chain": _base_chain(spec.table, "forward", "filter", FILTER)}},
@@ -126,17 +142,23 @@ def install_document(spec: RulesetSpec, grants: Iterable[Grant]) -> Document:
         commands += [{"add": {"rule": _rule(spec.table, chain, r)}} for r in rules]
     for name, elements in _timed_elements_by_set(grants).items():
         commands.append({"add": {"element": _element(spec.table, name, elements)}})
+    commands += limits.install_commands(spec.table, grants)
+    commands += contents
     return {"nftables": commands}
 
 
-def grant_document(table: str, grants: Iterable[Grant]) -> Document:
+def grant_document(
+    table: str, grants: Iterable[Grant], existing: limits.ObjectIndex | None = None
+) -> Document:
     """Build the transaction that authorises grants with their timeouts.
 
     Whether `add element` updates the timeout of an existing element depends
     on the kernel: Linux 6.18 updates it, and older kernels may keep the old
     one. So each element is added, deleted and added again. The first add
     makes the delete succeed whether or not the device was authorised, and
-    the last add sets the new timeout. The element's counters restart at 0.
+    the last add sets the new timeout. The element's counters restart at 0,
+    and so do the device's download counter, quotas and rate limits.
+    existing is passed on to limits.grant_commands.
     """
     grants = list(grants)
     commands: list[dict[str, Any]] = []
@@ -146,20 +168,28 @@ def grant_document(table: str, grants: Iterable[Grant]) -> Document:
         commands.append({"add": {"element": element}})
         commands.append({"delete": {"element": _element(table, name, keys[name])}})
         commands.append({"add": {"element": element}})
+    commands += limits.grant_commands(table, grants, existing)
     return {"nftables": commands}
 
 
-def revoke_document(table: str, devices: Iterable[Device]) -> Document:
+def revoke_document(
+    table: str,
+    devices: Iterable[Device],
+    existing: limits.ObjectIndex | None = None,
+) -> Document:
     """Build the transaction that removes devices from the authorised sets.
 
     Each element is added and then deleted in the same batch, so revoking a
-    device that is not (or no longer) authorised succeeds.
+    device that is not (or no longer) authorised succeeds. existing is
+    passed on to limits.revoke_commands.
     """
+    devices = list(devices)
     commands: list[dict[str, Any]] = []
     for name, elements in _keys_by_set(devices).items():
         element = _element(table, name, elements)
         commands.append({"add": {"element": element}})
         commands.append({"delete": {"element": element}})
+    commands += limits.revoke_commands(table, devices, existing)
     return {"nftables": commands}
 
 
@@ -202,7 +232,7 @@ def has_table(listing: Any, table: str) -> bool:
 
 
 def parse_set_elements(listing: Any) -> dict[Device, ElementState]:
-    """Read the elements of every set in the output of `list set` or `list table`.
+    """Read the elements of the authorised sets in a `list set` or `list table` output.
 
     libnftables 1.0.6 reports `expires` in whole seconds; an element without
     a timeout has math.inf remaining. Elements that have expired but are not
@@ -210,7 +240,10 @@ def parse_set_elements(listing: Any) -> dict[Device, ElementState]:
     """
     states: dict[Device, ElementState] = {}
     for item in _items(listing):
-        for element in (item.get("set") or {}).get("elem", []):
+        found = item.get("set") or {}
+        if found.get("name") not in (ALLOWED4, ALLOWED6):
+            continue
+        for element in found.get("elem", []):
             device, state = _parse_element(element)
             states[device] = state
     return states
@@ -257,12 +290,16 @@ def _parse_ip(text: str) -> IPAddress:
 def prerouting_rules(spec: RulesetSpec) -> list[list[dict[str, Any]]]:
     """Redirect port 80 of unauthorised devices to the responder.
 
-    The set lookup is negated, and a negated lookup does not touch the
-    element's counter, so each forwarded packet is counted once, in the
-    forward chain. `fib daddr type != local` leaves requests to the
-    gateway's own addresses (the portal on port 80) alone.
+    Trusted devices and connections to the walled garden are left alone, as
+    an accept in a nat chain only ends that chain. The set lookup is
+    negated, and a negated lookup does not touch the element's counter, so
+    each forwarded packet is counted once, in the forward chain.
+    `fib daddr type != local` leaves requests to the gateway's own
+    addresses (the portal on port 80) alone.
     """
-    rules = []
+    lan = _iifname(spec.lan_interface)
+    rules = [[lan, lists.ether_source_in(lists.TRUSTED), _accept()]]
+    rules += lists.garden_destination_rules([lan], _accept())
     for address, name in (("ip", ALLOWED4), ("ip6", ALLOWED6)):
         rules.append(
             [
@@ -321,21 +358,37 @@ def forward_rules(spec: RulesetSpec) -> list[list[dict[str, Any]]]:
     deleted on revocation receives nothing more from outside.
     """
     lan = spec.lan_interface
-    # NOTE: element counters count only packets from a device. Packets to it
-    # cannot be matched by MAC here, because their outgoing Ethernet header
-    # is built after the forward hook.
-    return [
-        [_iifname(lan), _match(_device_key("ip"), f"@{ALLOWED4}"), _accept()],
-        [_iifname(lan), _match(_device_key("ip6"), f"@{ALLOWED6}"), _accept()],
-        [_iifname(lan), _match(_meta("l4proto"), "tcp"), _reject_tcp()],
-        [_iifname(lan), _reject_icmpx()],
-        [
-            _match(_meta("oifname"), lan),
-            _match(_ct_state(), ["established", "related"], op="in"),
-            _accept(),
-        ],
-        [_match(_meta("oifname"), lan), {"drop": None}],
+    from_lan = _iifname(lan)
+    to_lan = _match(_meta("oifname"), lan)
+    replies = _match(_ct_state(), ["established", "related"], op="in")
+    rules = [
+        [from_lan, lists.ether_source_in(lists.BLOCKED), {"drop": None}],
+        [from_lan, lists.ether_source_in(lists.TRUSTED), _accept()],
     ]
+    rules += [[from_lan, *r] for r in limits.upload_rules(4) + limits.upload_rules(6)]
+    rules += [
+        [from_lan, _match(_device_key("ip"), f"@{ALLOWED4}"), _accept()],
+        [from_lan, _match(_device_key("ip6"), f"@{ALLOWED6}"), _accept()],
+    ]
+    rules += lists.garden_destination_rules([from_lan], _accept())
+    rules += [
+        [from_lan, _match(_meta("l4proto"), "tcp"), _reject_tcp()],
+        [from_lan, _reject_icmpx()],
+    ]
+    # Packets towards a device cannot be matched by its MAC, because their
+    # outgoing Ethernet header is built after the forward hook. So the
+    # download direction is counted and limited by address.
+    rules += [[to_lan, *r] for r in limits.download_rules(4) + limits.download_rules(6)]
+    for protocol, version in (("ip", 4), ("ip6", 6)):
+        destination = _match(
+            _payload(protocol, "daddr"), f"@{limits.down_set(version)}"
+        )
+        rules.append([to_lan, replies, destination, _accept()])
+    rules += [
+        [to_lan, replies, _accept()],
+        [to_lan, {"drop": None}],
+    ]
+    return rules
 
 
 # Objects and expressions
@@ -402,18 +455,6 @@ def _timed_elements_by_set(grants: Iterable[Grant]) -> dict[str, list[Any]]:
         element = {"elem": {"val": _key(device), "timeout": timeout}}
         elements.setdefault(_set_name(device), []).append(element)
     return elements
-
-
-def timeout_seconds(timeout: float) -> int:
-    """Round a grant's timeout up to whole seconds, as libnftables JSON takes it.
-
-    Rounding up keeps a device online for at least the time it was granted.
-    """
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(
-            f"invalid grant timeout {timeout!r}: expected a positive number of seconds"
-        )
-    return math.ceil(timeout)
 
 
 def _port_set(*ports: int) -> dict[str, list[int]]:

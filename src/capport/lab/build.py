@@ -19,11 +19,15 @@ from capport.lab.topology import (
     CLIENT_ROLES,
     DEFAULT_PREFIX,
     DHCP_RANGE,
+    GARDEN_HOST,
+    GARDEN_HOST_ADDRESS,
+    GARDEN_NETWORK_ADDRESS,
     GATEWAY_LAN_ADDRESS,
     GATEWAY_LAN_ADDRESS6,
     GATEWAY_LAN_MAC,
     GATEWAY_WAN_ADDRESS,
     GATEWAY_WAN_ADDRESS6,
+    HOSTS_ROLES,
     LAN_INTERFACE,
     LAN_NETWORK,
     LAN_NETWORK6,
@@ -112,7 +116,7 @@ def down(prefix: str = DEFAULT_PREFIX) -> list[str]:
         if system.namespace_exists(namespace):
             system.run_checked(["ip", "netns", "delete", namespace])
             removed.append(f"namespace {namespace}")
-    for directory in [hosts_dir(lab, role) for role in CLIENT_ROLES] + [lab.state_dir]:
+    for directory in [hosts_dir(lab, role) for role in HOSTS_ROLES] + [lab.state_dir]:
         if directory.exists():
             shutil.rmtree(directory)
             removed.append(f"directory {directory}")
@@ -339,6 +343,8 @@ def _wire_wan(lab: Lab) -> None:
         "eth0",
         "nodad",
     )
+    for extra in (GARDEN_NETWORK_ADDRESS, GARDEN_HOST_ADDRESS):
+        _ip(upstream, "address", "add", f"{extra}/32", "dev", "eth0")
     _ip(upstream, "link", "set", "eth0", "up")
     # Routed back without NAT, so the origin receives each client's own address.
     _ip(upstream, "route", "add", LAN_NETWORK, "via", GATEWAY_WAN_ADDRESS)
@@ -378,8 +384,9 @@ def _write_hosts(lab: Lab) -> None:
         # The operating systems' probe hosts are served by the origin, so a
         # probe reaches a "real host" once the device has logged in.
         f"{UPSTREAM_ADDRESS}\t{' '.join(PROBE_HOSTS)}\n"
+        f"{GARDEN_HOST_ADDRESS}\t{GARDEN_HOST}\n"
     )
-    for role in CLIENT_ROLES:
+    for role in HOSTS_ROLES:
         directory = hosts_dir(lab, role)
         directory.mkdir(parents=True)
         (directory / "hosts").write_text(hosts)

@@ -40,6 +40,9 @@ log = logging.getLogger("capport.lab")
 
 ROLES = ("gw", "c1", "c2", "up")
 CLIENT_ROLES = ("c1", "c2")
+# Roles with their own hosts file: the clients, and the gateway, which
+# resolves the walled garden's host names.
+HOSTS_ROLES = ("gw", *CLIENT_ROLES)
 DEFAULT_PREFIX = "capport"
 
 STATE_ROOT = Path("/run/capport-lab")
@@ -69,6 +72,11 @@ UPSTREAM_ADDRESS6 = "2001:db8:2::80"
 CLIENT_ADDRESSES6 = {"c1": "2001:db8:1::ff:fe00:11", "c2": "2001:db8:1::ff:fe00:12"}
 # The addresses dnsmasq leases to clients that use DHCP.
 DHCP_RANGE = ("192.0.2.100", "192.0.2.199")
+# Two more addresses of the upstream host, served by the same origin, for
+# walled-garden tests: one to list as a network, one behind a host name.
+GARDEN_NETWORK_ADDRESS = "198.51.100.81"
+GARDEN_HOST_ADDRESS = "198.51.100.82"
+GARDEN_HOST = "garden.lab"
 
 ORIGIN_HOST = "origin.lab"
 PORTAL_HOST = "portal.lab"
@@ -281,7 +289,7 @@ class Lab:
             "macs": self.macs,
             "dhcp": self.dhcp,
             "state_dir": str(self.state_dir),
-            "hosts_dirs": [str(hosts_dir(self, role)) for role in CLIENT_ROLES],
+            "hosts_dirs": [str(hosts_dir(self, role)) for role in HOSTS_ROLES],
             "links": {self.namespace(role): LINKS[role] for role in ROLES},
             "config": str(self.config_path),
             "control_socket": str(self.control_socket),

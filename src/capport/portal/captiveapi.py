@@ -84,11 +84,13 @@ def api_document(
     venue_info_url: str | None,
     can_extend_session: bool,
     seconds_remaining: float | None,
+    bytes_remaining: int | None = None,
 ) -> dict[str, Any]:
     """Build the API's JSON object (RFC 8908 section 5).
 
     seconds_remaining is given only while the device holds a session; it is
     rounded down, so a client never waits past the session's real end.
+    bytes_remaining is given only for a session with a data quota.
     """
     document: dict[str, Any] = {
         "captive": captive,
@@ -100,7 +102,8 @@ def api_document(
         document["can-extend-session"] = can_extend_session
         if seconds_remaining is not None:
             document["seconds-remaining"] = int(seconds_remaining)
-    # NOTE: sessions carry no data quota, so "bytes-remaining" is never sent.
+        if bytes_remaining is not None:
+            document["bytes-remaining"] = bytes_remaining
     return document
 
 
@@ -147,5 +150,8 @@ class CaptiveApi:
             can_extend_session=self._settings.can_extend_session,
             seconds_remaining=(
                 None if session is None else self._gateway.remaining(session)
+            ),
+            bytes_remaining=(
+                None if session is None else self._gateway.bytes_remaining(session)
             ),
         )

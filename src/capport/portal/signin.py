@@ -21,7 +21,12 @@ from capport.auth.ratelimit import FailureLimiter
 from capport.auth.records import Contact
 from capport.auth.users import authenticate_user
 from capport.auth.vouchers import authenticate_voucher
-from capport.errors import DeviceLimitReached, RadiusError, VoucherUnavailable
+from capport.errors import (
+    DeviceBlocked,
+    DeviceLimitReached,
+    RadiusError,
+    VoucherUnavailable,
+)
 from capport.gateway import Gateway
 from capport.models import Device, IPAddress
 from capport.portal.csrf import CsrfTokens
@@ -201,6 +206,8 @@ class SignInViews(PortalViews):
         before the redirect is sent, so the browser's next request goes out.
         """
         device = self._gateway.identify(address)
+        if self._gateway.is_blocked(device.mac):
+            return self._blocked_page(device)
         if self._gateway.mac_conflict(device) is not None:
             return self._conflict_page()
         return_url = self._return_url(form.get("t", ""), address)
@@ -215,6 +222,9 @@ class SignInViews(PortalViews):
                 await self._gateway.grant(device, entitlement, contact=contact)
             except DeviceLimitReached as error:
                 return self._device_limit_page(device, entitlement, error)
+            except DeviceBlocked:
+                # Blocked between the check above and the grant.
+                return self._blocked_page(device)
             except VoucherUnavailable as error:
                 # Another device took the voucher's last use since it was read.
                 state = FormState(Method.VOUCHER, VOUCHER_UNAVAILABLE)

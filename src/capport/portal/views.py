@@ -98,6 +98,8 @@ class PortalViews:
         session = self._gateway.session_for(device)
         if session is not None:
             return self._status_page(device, session, return_url)
+        if self._gateway.is_blocked(device.mac):
+            return self._blocked_page(device)
         if self._gateway.mac_conflict(device) is not None:
             return self._conflict_page()
         rejected = "t" in request.query_params and return_url is None
@@ -175,6 +177,9 @@ class PortalViews:
 
     def _conflict_page(self) -> Response:
         return self._pages.render("conflict.html", status_code=409)
+
+    def _blocked_page(self, device: Device) -> Response:
+        return self._pages.render("blocked.html", status_code=403, mac=device.mac)
 
     async def _read_checked_form(
         self, request: Request, address: IPAddress

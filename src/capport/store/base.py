@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from capport.accounting import SessionTerms, UsageRecord
 from capport.auth.entitlement import Entitlement
 from capport.auth.records import Contact, NewVoucher, User, Voucher
 from capport.models import Device, Session
@@ -119,4 +120,30 @@ class Store(Protocol):
 
     async def revoke_voucher(self, voucher_id: int, now: float) -> None:
         """Stop a voucher from granting new sessions; raise RecordNotFound."""
+        ...
+
+    async def save_terms(self, session_id: int, terms: SessionTerms) -> None:
+        """Store the limits and boot-clock deadline of a session."""
+        ...
+
+    async def session_terms(
+        self, session_ids: list[int]
+    ) -> dict[int, tuple[SessionTerms, UsageRecord]]:
+        """Return the terms and last usage of those active sessions that have them."""
+        ...
+
+    async def record_usage(self, records: list[UsageRecord]) -> None:
+        """Store the bytes each session has used so far."""
+        ...
+
+    async def set_expiry(self, expiries: list[tuple[int, float]]) -> None:
+        """Set the wall-clock expiry of active sessions, given as (id, expiry)."""
+        ...
+
+    async def mac_overrides(self) -> dict[str, str]:
+        """Return the runtime changes to the MAC lists, by MAC."""
+        ...
+
+    async def set_mac_override(self, mac: str, policy_name: str, now: float) -> None:
+        """Store a runtime change to the MAC lists ("trusted", "blocked", "neither")."""
         ...

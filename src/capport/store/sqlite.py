@@ -12,11 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from capport.accounting import SessionTerms, UsageRecord
 from capport.auth.entitlement import Entitlement, Method
 from capport.auth.records import Contact, NewVoucher, User, Voucher
 from capport.errors import DeviceLimitReached, StoreError
 from capport.models import Device, EndReason, Session
-from capport.store import accounts
+from capport.store import accounts, policy
 from capport.store.base import DeviceLimitPolicy, SessionStart
 from capport.store.schema import SCHEMA_VERSION, migrate
 
@@ -108,6 +109,32 @@ class SQLiteStore:
     async def revoke_voucher(self, voucher_id: int, now: float) -> None:
         await self._run(lambda: self._write(accounts.revoke_voucher, voucher_id, now))
 
+    # Session terms, usage and MAC list overrides
+
+    async def save_terms(self, session_id: int, terms: SessionTerms) -> None:
+        await self._run(lambda: policy.save_terms(self._conn, session_id, terms))
+
+    async def session_terms(
+        self, session_ids: list[int]
+    ) -> dict[int, tuple[SessionTerms, UsageRecord]]:
+        return await self._run(lambda: policy.load_terms(self._conn, session_ids))
+
+    async def record_usage(self, records: list[UsageRecord]) -> None:
+        if records:
+            await self._run(lambda: policy.record_usage(self._conn, records))
+
+    async def set_expiry(self, expiries: list[tuple[int, float]]) -> None:
+        if expiries:
+            await self._run(lambda: policy.set_expiry(self._conn, expiries))
+
+    async def mac_overrides(self) -> dict[str, str]:
+        return await self._run(lambda: policy.mac_overrides(self._conn))
+
+    async def set_mac_override(self, mac: str, policy_name: str, now: float) -> None:
+        await self._run(
+            lambda: policy.set_mac_override(self._conn, mac, policy_name, now)
+        )
+
     async def _run(self, work: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
@@ -126,6 +153,7 @@ class SQLiteStore:
         db.execute("PRAGMA foreign_keys=ON")
         try:
             before = migrate(db, self._path)
+            policy.create(db)
         except BaseException:
             db.close()
             raise

@@ -1,0 +1,109 @@
+"""The running accounts of the active sessions, free of I/O.
+
+The gateway keeps one Meter and the SessionTerms of every active session
+here. An accounting pass hands in one reading of the kernel's counters and
+gets back the sessions to end and why, and the usage rows the store must
+write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from capport import accounting
+from capport.accounting import Meter, SessionTerms, UsageRecord
+from capport.enforce.base import DeviceUsage, Traffic
+from capport.models import Device, EndReason, Session
+
+log = logging.getLogger("capport.gateway")
+
+
+class SessionMeters:
+    """Terms and meters by session id, and the usage last written to the store."""
+
+    def __init__(self) -> None:
+        self._terms: dict[int, SessionTerms] = {}
+        self._meters: dict[int, Meter] = {}
+        # The usage last written to the store, so unchanged rows are skipped.
+        self._stored: dict[int, UsageRecord] = {}
+
+    def clear(self) -> None:
+        self._terms.clear()
+        self._meters.clear()
+        self._stored.clear()
+
+    def start(
+        self, session_id: int, terms: SessionTerms, total: Traffic, now: float
+    ) -> None:
+        """Begin metering a session whose kernel counters start at zero now."""
+        self._terms[session_id] = terms
+        self._meters[session_id] = Meter.start(total, now)
+
+    def forget(self, session_id: int) -> None:
+        self._terms.pop(session_id, None)
+        self._meters.pop(session_id, None)
+        self._stored.pop(session_id, None)
+
+    def terms(self, session_id: int) -> SessionTerms:
+        return self._terms.get(session_id, SessionTerms())
+
+    def total(self, session_id: int) -> Traffic:
+        """Return the session's bytes as of the last reading."""
+        meter = self._meters.get(session_id)
+        return meter.total if meter is not None else Traffic()
+
+    def bytes_left(self, session_id: int) -> int | None:
+        """Return the bytes left under the session's quotas, or None without any."""
+        meter = self._meters.get(session_id)
+        if meter is None:
+            return None
+        return accounting.bytes_left(meter, self.terms(session_id).limits)
+
+    def record(self, session_id: int) -> UsageRecord | None:
+        meter = self._meters.get(session_id)
+        return meter.record(session_id) if meter is not None else None
+
+    def read(
+        self,
+        sessions: Iterable[Session],
+        usage: Mapping[Device, DeviceUsage],
+        now: float,
+    ) -> list[tuple[Session, str]]:
+        """Apply one reading of the kernel; return the sessions to end, with why."""
+        ending = []
+        for session in sessions:
+            meter = self._meters.get(session.id)
+            if meter is None:
+                continue
+            meter = meter.read(usage.get(session.device), now)
+            self._meters[session.id] = meter
+            reason = self._end_reason(session, meter, now)
+            if reason is not None:
+                ending.append((session, reason))
+        return ending
+
+    def changed(self) -> list[UsageRecord]:
+        """Return the usage records that changed since this was last called."""
+        records = []
+        for session_id, meter in self._meters.items():
+            record = meter.record(session_id)
+            if self._stored.get(session_id) != record:
+                records.append(record)
+                self._stored[session_id] = record
+        return records
+
+    def _end_reason(self, session: Session, meter: Meter, now: float) -> str | None:
+        terms = self.terms(session.id)
+        direction = accounting.exhausted_quota(meter, terms.limits)
+        if direction is not None:
+            log.info(
+                "Session %d of %s used up its %s quota.",
+                session.id,
+                session.device,
+                direction,
+            )
+            return EndReason.QUOTA
+        if accounting.is_idle(meter, terms.idle_timeout, now):
+            return EndReason.IDLE
+        return None
