@@ -197,7 +197,7 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         if advertiser is not None:
             background.append(asyncio.create_task(advertiser.run()))
         if config.radius is not None:
-            radius, accounting = build_radius(config, enforcer.counters)
+            radius, accounting = build_radius(config, enforcer.usage)
             if accounting is not None:
                 gateway.add_observer(accounting)
                 background.append(asyncio.create_task(accounting.run()))

@@ -121,3 +121,15 @@ def test_host_name_rejected() -> None:
 
 def test_config_repr_hides_secret() -> None:
     assert SECRET not in repr(parse_config(document()))
+
+
+def test_accounting_usage_has_both_directions() -> None:
+    from capport.auth.radius.method import usage_from_traffic
+    from capport.enforce.base import DeviceUsage, Traffic
+    from capport.models import Device
+
+    device = Device.parse("02:00:00:00:00:11", "192.0.2.11")
+    read = usage_from_traffic(lambda: {device: DeviceUsage(Traffic(up=10, down=250))})
+    usage = read()[device]
+    assert usage.input_octets == 10
+    assert usage.output_octets == 250

@@ -5,43 +5,34 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
 
 from capport.auth.entitlement import Bandwidth, Entitlement, Method, Quota
 from capport.auth.radius.accounting import RadiusAccounting, Usage
 from capport.auth.radius.client import Accepted, RadiusClient
 from capport.auth.radius.packets import AccessLimits
 from capport.config import Config
+from capport.enforce.base import DeviceUsage
 from capport.errors import ConfigError
 from capport.models import Device
 
 log = logging.getLogger("capport.radius")
 
 
-class PacketCounters(Protocol):
-    """Per-device counts of the firewall, as capport.enforce.nftables.Counters."""
-
-    @property
-    def packets(self) -> int: ...
-
-    @property
-    def bytes(self) -> int: ...
-
-
-def usage_from_counters(
-    read_counters: Callable[[], Mapping[Device, PacketCounters]],
+def usage_from_traffic(
+    read_usage: Callable[[], Mapping[Device, DeviceUsage]],
 ) -> Callable[[], dict[Device, Usage]]:
-    """Adapt the firewall's per-device counters to accounting usage.
+    """Adapt the firewall's per-device byte counts to accounting usage.
 
-    NOTE: the firewall counts only what each device sends, so
-    Acct-Output-Octets and Acct-Output-Packets stay 0 until it counts the
-    other direction too.
+    NOTE: the firewall's download counters count bytes only, so
+    Acct-Input-Packets and Acct-Output-Packets are sent as 0.
     """
 
     def read() -> dict[Device, Usage]:
         return {
-            device: Usage(input_octets=count.bytes, input_packets=count.packets)
-            for device, count in read_counters().items()
+            device: Usage(
+                input_octets=usage.traffic.up, output_octets=usage.traffic.down
+            )
+            for device, usage in read_usage().items()
         }
 
     return read
@@ -113,7 +104,7 @@ def interface_mac(interface: str) -> str:
 
 
 def build_radius(
-    config: Config, read_counters: Callable[[], Mapping[Device, PacketCounters]]
+    config: Config, read_usage: Callable[[], Mapping[Device, DeviceUsage]]
 ) -> tuple[RadiusAuthenticator, RadiusAccounting | None]:
     """Build the RADIUS authenticator, and its accounting when enabled.
 
@@ -128,6 +119,6 @@ def build_radius(
     accounting = None
     if section.accounting:
         accounting = RadiusAccounting(
-            client, usage_from_counters(read_counters), section.interim_interval
+            client, usage_from_traffic(read_usage), section.interim_interval
         )
     return RadiusAuthenticator(client, accounting), accounting
