@@ -157,6 +157,29 @@ def test_api_bytes_remaining_counts_down(fresh_lab: Lab) -> None:
     assert QUOTA_BYTES - 330_000 <= remaining <= QUOTA_BYTES - 300_000
 
 
+SHORT_SESSION = 6.0
+
+
+@pytest.mark.lab_config(tls=True, session_duration=SHORT_SESSION)
+def test_session_end_turns_api_captive(fresh_lab: Lab) -> None:
+    log_in_over_https(fresh_lab, "c1")
+    first = api_json(fresh_lab, "c1")
+    time.sleep(1.5)
+    second = api_json(fresh_lab, "c1")
+    time.sleep(SHORT_SESSION + 1.5)
+    after = api_json(fresh_lab, "c1")
+    origin = curl(fresh_lab, "c1", "http://origin.lab/")
+    assert first["captive"] is False
+    assert isinstance(first["seconds-remaining"], int)
+    assert isinstance(second["seconds-remaining"], int)
+    assert 0 < second["seconds-remaining"] < first["seconds-remaining"]
+    assert after["captive"] is True
+    assert "seconds-remaining" not in after
+    assert after["user-portal-url"] == PORTAL
+    assert after["venue-info-url"] == VENUE
+    assert origin.status == 511
+
+
 def test_api_rejects_html_accept(tls_lab: Lab) -> None:
     assert api(tls_lab, "c1", accept="text/html").status == 406
 
