@@ -31,6 +31,7 @@ from capport import accounting, boottime
 from capport.accounting import SessionTerms
 from capport.auth.entitlement import Entitlement
 from capport.auth.records import Contact
+from capport.config import MAX_SESSION_SECONDS
 from capport.enforce.base import DeviceUsage, Enforcer, Grant, Traffic
 from capport.errors import CapportError, DeviceBlocked, DeviceNotFound
 from capport.maclists import MacLists, override_for
@@ -487,6 +488,44 @@ class Gateway:
             matching = [s for s in self._active.values() if s.device.mac == mac]
             return [await self._end(s, reason, now) for s in matching]
 
+    async def extend_mac(self, mac: str, seconds: float) -> list[Session]:
+        """Add seconds to every active session of mac; return them extended.
+
+        The store commits the new end first, then the kernel elements of the
+        session's addresses get the new timeout, so both deadlines move. No
+        session lasts more than MAX_SESSION_SECONDS from now.
+
+        NOTE: replacing a kernel element restarts its counters, so RADIUS
+        accounting of an extended session counts bytes from the extension.
+        """
+        async with self._lock:
+            now = self._clocks.wall()
+            extended = []
+            for session in [s for s in self._active.values() if s.device.mac == mac]:
+                remaining = min(self.remaining(session) + seconds, MAX_SESSION_SECONDS)
+                expires_at = now + remaining
+                await self._store.set_expiry([(session.id, expires_at)])
+                learned = self._learned.get(session.id, set())
+                grants = [Grant(session.device, remaining)]
+                grants += [Grant(Device(mac, ip), remaining) for ip in sorted(learned)]
+                try:
+                    self._enforcer.grant(grants)
+                except CapportError:
+                    await self._store.set_expiry([(session.id, session.expires_at)])
+                    raise
+                updated = replace(session, expires_at=expires_at)
+                self._replace_indexed(session, updated)
+                self._deadlines[session.id] = self._clocks.monotonic() + remaining
+                extended.append(updated)
+                log.info(
+                    "Extended session %d of %s by %.0f s to %.0f s.",
+                    session.id,
+                    session.device,
+                    seconds,
+                    remaining,
+                )
+            return extended
+
     async def end(self, session: Session, reason: str) -> Session:
         """End one session and cut the device off."""
         async with self._lock:
@@ -623,6 +662,15 @@ class Gateway:
             self._by_mac[session.device.mac] = session
         self._active[session.id] = session
         self._deadlines[session.id] = self._clocks.monotonic() + remaining
+
+    def _replace_indexed(self, old: Session, new: Session) -> None:
+        """Put new in every index entry that holds old, learned addresses too."""
+        for ip in [old.device.ip, *self._learned.get(old.id, ())]:
+            if self._by_ip.get(ip) is old:
+                self._by_ip[ip] = new
+        if self._by_mac.get(old.device.mac) is old:
+            self._by_mac[old.device.mac] = new
+        self._active[old.id] = new
 
     def _unindex(self, session: Session) -> None:
         """Remove an ended session from the indexes; its learned ones are gone."""
