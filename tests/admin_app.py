@@ -1,0 +1,104 @@
+"""An admin application over a real Gateway with in-memory firewall and neighbours."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from capport.admin.app import create_admin_app
+from capport.admin.context import AdminContext
+from capport.admin.history import Sampler
+from capport.admin.records import ApiToken, generate_token, token_digest
+from capport.enforce.base import MemoryEnforcer
+from capport.gateway import Gateway
+from capport.intercept.server import ResponderStats
+from capport.metrics import LoginCounter
+from capport.models import Device
+from capport.neighbours import MemoryNeighbours
+from capport.store.sqlite import SQLiteStore
+
+TOKEN_NAME = "ops"
+SESSION_SECONDS = 3600.0
+# Bytes the in-memory firewall reports for every authorised device.
+DEVICE_BYTES = 1500
+
+
+@dataclass
+class Admin:
+    client: TestClient
+    gateway: Gateway
+    store: SQLiteStore
+    enforcer: MemoryEnforcer
+    sampler: Sampler
+    token: str
+    responder: ResponderStats
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def call(self, function: Any, *args: Any) -> Any:
+        return self.client.portal.call(function, *args)  # type: ignore[union-attr]
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, headers=self.auth, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return self.client.post(path, json=body, headers=self.auth, **kwargs)
+
+    def put(self, path: str, body: Any = None) -> Any:
+        return self.client.put(path, json=body, headers=self.auth)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        return self.client.delete(path, headers=headers, **kwargs)
+
+    def grant(self, mac: str, ip: str, duration: float = 600) -> dict[str, Any]:
+        response = self.post(
+            "/api/v1/clients", {"mac": mac, "ip": ip, "duration": duration}
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def build_context(
+    store: SQLiteStore, enforcer: MemoryEnforcer, responder: ResponderStats
+) -> tuple[Gateway, Sampler, AdminContext]:
+    gateway = Gateway(store, enforcer, MemoryNeighbours(), SESSION_SECONDS)
+    gateway.add_observer(LoginCounter())
+
+    def read_counters() -> dict[Device, int]:
+        return dict.fromkeys(enforcer.devices, DEVICE_BYTES)
+
+    sampler = Sampler(gateway, store, read_counters, retention=7 * 86400)
+    context = AdminContext(
+        gateway,
+        store,
+        sampler,
+        "capport",
+        lambda: enforcer.installed,
+        responder_stats=lambda: responder,
+    )
+    return gateway, sampler, context
+
+
+def start_admin(**options: Any) -> Iterator[Admin]:
+    store = SQLiteStore(":memory:")
+    enforcer = MemoryEnforcer()
+    responder = ResponderStats()
+    gateway, sampler, context = build_context(store, enforcer, responder)
+    app = create_admin_app(context, **options)
+    token = generate_token()
+    with TestClient(app, follow_redirects=False) as client:
+        admin = Admin(client, gateway, store, enforcer, sampler, token, responder)
+        admin.call(store.open)
+        admin.call(gateway.start)
+        admin.call(store.add_token, ApiToken(TOKEN_NAME, token_digest(token), 0.0))
+        try:
+            yield admin
+        finally:
+            admin.call(store.close)
