@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi.testclient import TestClient
 
-from capport.admin.app import create_admin_app
+from capport.admin.app import create_admin_app, create_socket_app
 from capport.admin.context import AdminContext
 from capport.admin.history import Sampler
 from capport.admin.records import ApiToken, generate_token, token_digest
@@ -102,3 +109,57 @@ def start_admin(**options: Any) -> Iterator[Admin]:
             yield admin
         finally:
             admin.call(store.close)
+
+
+@dataclass
+class Served:
+    """An admin application served by uvicorn on a real socket in a thread."""
+
+    url: str
+    token: str
+    gateway: Gateway
+    store: SQLiteStore
+    enforcer: MemoryEnforcer
+
+
+@contextmanager
+def serve_admin(
+    store_path: Path, sock: socket.socket, *, require_token: bool = True
+) -> Iterator[Served]:
+    """Serve a fresh gateway's admin API on sock until the block ends."""
+    store = SQLiteStore(store_path)
+    enforcer = MemoryEnforcer()
+    gateway, _, context = build_context(store, enforcer, ResponderStats())
+    token = generate_token()
+
+    async def prepare() -> None:
+        await store.open()
+        await gateway.start()
+        await store.add_token(ApiToken(TOKEN_NAME, token_digest(token), 0.0))
+
+    asyncio.run(prepare())
+    if require_token:
+        app: Any = create_admin_app(context)
+    else:
+        app = create_socket_app(context)
+    config = uvicorn.Config(app, lifespan="off", log_config=None, loop="asyncio")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        if sock.family == socket.AF_INET:
+            host, port = sock.getsockname()[:2]
+            url = f"http://{host}:{port}"
+        else:
+            url = "http://capport"
+        yield Served(url, token, gateway, store, enforcer)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        asyncio.run(store.close())
