@@ -97,9 +97,9 @@ def _add_metrics(app: FastAPI, context: AdminContext, require_token: bool) -> No
 def create_socket_app(context: AdminContext) -> Starlette:
     """Build the control socket's application: the admin API without tokens.
 
-    The socket is created with mode 0600, so whoever reaches it is root
-    already. The paths of the earlier control API (/v1/...) stay for
-    programs written against them.
+    The socket is created with mode 0600, so only root can connect to it.
+    The paths of the earlier control API (/v1/...) stay for programs
+    written against them.
     """
     legacy = create_control_app(context.gateway)
     admin = create_admin_app(context, require_token=False)

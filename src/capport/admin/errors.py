@@ -1,4 +1,4 @@
-"""JSON error answers of the admin API: {"error": ..., "field": ...}.
+"""JSON error responses of the admin API: {"error": ..., "field": ...}.
 
 Invalid JSON and a body that is not an object are 400. A value of the wrong
 type or out of range is 422, naming the field. Unknown paths and records are
@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 
 class ApiError(Exception):
-    """A 4xx answer with the problem and the field it concerns."""
+    """A 4xx response with the problem and the field it concerns."""
 
     def __init__(
         self,

@@ -37,10 +37,11 @@ class StoredMacLists:
     async def put(self, mac: str, policy: str) -> list[Session]:
         """Give mac policy; return the sessions a block ended.
 
-        NOTE: only the store and the sessions change here. The kernel does
-        not yet let a trusted MAC through without login or drop a blocked
-        MAC's traffic, and the portal does not yet refuse a blocked MAC's
-        sign-in; both plug in where the gateway loads these lists.
+        NOTE: only the store and the sessions change here. The firewall
+        does not yet let a trusted MAC through without login or drop a
+        blocked MAC's traffic. The portal does not yet reject a blocked
+        MAC's sign-in either. Both belong where the gateway starts, which
+        would load these lists into the kernel sets.
         """
         await self._store.set_mac_override(mac, policy, self._wall())
         if policy == BLOCKED:
