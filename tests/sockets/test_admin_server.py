@@ -86,6 +86,7 @@ def test_schemathesis_finds_no_server_errors(tcp_admin: Served, tmp_path: Path) 
         text=True,
         timeout=220,
         check=False,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "Test cases:" in result.stdout
