@@ -245,6 +245,9 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
                 admin, metrics_require_token=config.admin.metrics_require_token
             )
             sockets[_web_server(admin_app)] = [admin_socket]
+            log.info(
+                "Admin API on http://%s:%d/api/v1/.", admin_address, config.admin.port
+            )
         if https_sockets:
             # The same application over HTTPS, for the portal and the
             # Captive Portal API; uvicorn loads the files and fails on a

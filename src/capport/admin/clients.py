@@ -8,7 +8,7 @@ import dataclasses
 from ipaddress import ip_address
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from capport import __version__
 from capport.admin.context import AdminContext
@@ -38,6 +38,16 @@ from capport.metrics import ADMIN_METHOD
 from capport.models import Device, EndReason, Session, normalise_mac
 
 router = APIRouter()
+
+# Path parameters are checked by parse_mac, whose message is clearer than a
+# pattern mismatch; the description documents the format.
+MacPath = Annotated[
+    str,
+    Path(
+        description="MAC address, such as 02:00:00:00:00:11 (any case, : or -)",
+        examples=["02:00:00:00:00:11"],
+    ),
+]
 
 SortKey = Literal[
     "session", "mac", "ip", "method", "subject", "since", "expires", "remaining",
@@ -137,7 +147,7 @@ async def list_clients(
 
 
 @router.get("/clients/{mac}", response_model=ClientList)
-async def get_client(request: Request, mac: str) -> ClientList:
+async def get_client(request: Request, mac: MacPath) -> ClientList:
     """Return the sessions of one MAC (one per IP address)."""
     context = context_of(request)
     wanted = parse_mac(mac)
@@ -168,7 +178,7 @@ async def grant_client(request: Request, body: GrantRequest) -> Client:
 
 
 @router.delete("/clients/{mac}", response_model=Revoked)
-async def revoke_client(request: Request, mac: str) -> Revoked:
+async def revoke_client(request: Request, mac: MacPath) -> Revoked:
     """End every session of a MAC and cut the device off."""
     context = context_of(request)
     wanted = parse_mac(mac)
@@ -180,7 +190,9 @@ async def revoke_client(request: Request, mac: str) -> Revoked:
 
 
 @router.post("/clients/{mac}/extend", response_model=Extended)
-async def extend_client(request: Request, mac: str, body: ExtendRequest) -> Extended:
+async def extend_client(
+    request: Request, mac: MacPath, body: ExtendRequest
+) -> Extended:
     """Move the end of every session of a MAC, in the store and the kernel."""
     context = context_of(request)
     wanted = parse_mac(mac)
@@ -211,22 +223,22 @@ async def list_blocked(request: Request) -> MacList:
 
 
 @router.put("/trusted/{mac}", response_model=MacChange)
-async def trust(request: Request, mac: str) -> MacChange:
+async def trust(request: Request, mac: MacPath) -> MacChange:
     return await _put_policy(request, mac, TRUSTED)
 
 
 @router.put("/blocked/{mac}", response_model=MacChange)
-async def block(request: Request, mac: str) -> MacChange:
+async def block(request: Request, mac: MacPath) -> MacChange:
     return await _put_policy(request, mac, BLOCKED)
 
 
 @router.delete("/trusted/{mac}", status_code=204)
-async def untrust(request: Request, mac: str) -> Response:
+async def untrust(request: Request, mac: MacPath) -> Response:
     return await _remove_policy(request, mac, TRUSTED)
 
 
 @router.delete("/blocked/{mac}", status_code=204)
-async def unblock(request: Request, mac: str) -> Response:
+async def unblock(request: Request, mac: MacPath) -> Response:
     return await _remove_policy(request, mac, BLOCKED)
 
 
