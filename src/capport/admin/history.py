@@ -113,7 +113,12 @@ class Sampler:
     listed_at: float | None = None
 
     async def sample(self) -> Sample:
-        """List the counters, store one sample and return it."""
+        """List the counters, store one sample and return it.
+
+        NOTE: RADIUS accounting lists the same counters on its own interval.
+        Each listing of 100,000 devices takes about 2.5 s (nftables 1.0.6),
+        so sharing one listing would halve that cost on large gateways.
+        """
         current: Mapping[Device, int] = {}
         if self.read_counters is not None:
             with ACCOUNTING_PASS_SECONDS.time():

@@ -1,0 +1,92 @@
+"""Extending sessions: the store's end and the kernel's timeout move together."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from test_gateway import A, B, FakeClock, build
+
+from capport.config import MAX_SESSION_SECONDS
+from capport.enforce.base import Grant, MemoryEnforcer
+from capport.errors import EnforcementError
+
+
+class ExtendFailingEnforcer(MemoryEnforcer):
+    """Accepts the first grant of each device, then rejects every change."""
+
+    def grant(self, grants: list[Grant]) -> None:
+        if any(grant.device in self.devices for grant in grants):
+            raise EnforcementError("kernel rejected the change")
+        super().grant(grants)
+
+
+def test_extend_moves_store_and_kernel(tmp_path: Path) -> None:
+    clock = FakeClock()
+    gateway, store, enforcer, _ = build(tmp_path, clock)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        session = await gateway.grant(A, "click-through")
+        clock.advance(100)
+        (extended,) = await gateway.extend_mac(A.mac, 300)
+        stored = await store.active_sessions()
+        await store.close()
+        assert enforcer.devices[A] == 800
+        assert gateway.remaining(extended) == 800
+        assert extended.expires_at == session.expires_at + 300
+        assert stored[0].expires_at == session.expires_at + 300
+
+    asyncio.run(scenario())
+
+
+def test_extend_is_capped_at_maximum(tmp_path: Path) -> None:
+    clock = FakeClock()
+    gateway, store, enforcer, _ = build(tmp_path, clock)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        await gateway.grant(A, "click-through")
+        await gateway.extend_mac(A.mac, MAX_SESSION_SECONDS)
+        await store.close()
+        assert enforcer.devices[A] == MAX_SESSION_SECONDS
+
+    asyncio.run(scenario())
+
+
+def test_extend_unknown_mac_changes_nothing(tmp_path: Path) -> None:
+    clock = FakeClock()
+    gateway, store, enforcer, _ = build(tmp_path, clock)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        await gateway.grant(A, "click-through")
+        extended = await gateway.extend_mac(B.mac, 300)
+        await store.close()
+        assert extended == []
+        assert enforcer.devices == {A: 600}
+
+    asyncio.run(scenario())
+
+
+def test_failed_kernel_change_restores_store(tmp_path: Path) -> None:
+    clock = FakeClock()
+    gateway, store, enforcer, _ = build(tmp_path, clock, ExtendFailingEnforcer())
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        session = await gateway.grant(A, "click-through")
+        with pytest.raises(EnforcementError):
+            await gateway.extend_mac(A.mac, 300)
+        stored = await store.active_sessions()
+        await store.close()
+        assert stored[0].expires_at == session.expires_at
+        assert gateway.remaining(session) == 600
+        assert enforcer.devices == {A: 600}
+
+    asyncio.run(scenario())
