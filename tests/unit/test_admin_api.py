@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from capport.auth.passwords import verify_password
 from capport.auth.vouchers import code_digest, normalise_code
+from capport.errors import EnforcementError
 from capport.models import Device
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -670,3 +671,22 @@ def test_metrics_expose_responder_counters(admin: Admin) -> None:
 def test_status_reports_responder_counters(admin: Admin) -> None:
     admin.responder.captive_responses = 4
     assert admin.get("/api/v1/status").json()["responder"]["captive_responses"] == 4
+
+
+# Failures of the gateway
+
+
+def test_firewall_failure_is_503(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def reject(grants: object) -> None:
+        raise EnforcementError("authorising failed: kernel rejected the change")
+
+    monkeypatch.setattr(admin.enforcer, "grant", reject)
+    with caplog.at_level(logging.INFO):
+        response = admin.post("/api/v1/clients", {"mac": MAC, "ip": IP})
+    assert response.status_code == 503
+    assert "kernel rejected the change" in error_of(response)[1]
+    assert admin.call(admin.store.active_sessions) == []
+    assert any(r.name == "capport.admin" for r in caplog.records)
+    assert not any(r.name == "capport.audit" for r in caplog.records)

@@ -33,7 +33,6 @@ from capport.admin.schemas import (
 )
 from capport.admin.security import audit
 from capport.auth.entitlement import Entitlement
-from capport.errors import CapportError
 from capport.metrics import ADMIN_METHOD
 from capport.models import Device, EndReason, Session, normalise_mac
 
@@ -167,12 +166,7 @@ async def grant_client(request: Request, body: GrantRequest) -> Client:
     if await context.mac_lists.policy(device.mac) == BLOCKED:
         raise ApiError(409, f"MAC address {device.mac} is blocked; unblock it", "mac")
     duration = body.duration or context.gateway.session_duration
-    try:
-        session = await context.gateway.grant(
-            device, Entitlement(ADMIN_METHOD, duration)
-        )
-    except CapportError as error:
-        raise ApiError(503, f"granting {device} failed: {error}") from None
+    session = await context.gateway.grant(device, Entitlement(ADMIN_METHOD, duration))
     audit(request, "granted %s for %.0f s (session %d).", device, duration, session.id)
     return context.client(session)
 
@@ -196,10 +190,7 @@ async def extend_client(
     """Move the end of every session of a MAC, in the store and the kernel."""
     context = context_of(request)
     wanted = parse_mac(mac)
-    try:
-        extended = await context.gateway.extend_mac(wanted, body.seconds)
-    except CapportError as error:
-        raise ApiError(503, f"extending {wanted} failed: {error}") from None
+    extended = await context.gateway.extend_mac(wanted, body.seconds)
     if not extended:
         raise _not_authorised(wanted)
     audit(

@@ -2,11 +2,13 @@
 
 Invalid JSON and a body that is not an object are 400. A value of the wrong
 type or out of range is 422, naming the field. Unknown paths and records are
-404, missing or wrong tokens 401, foreign origins 403.
+404, missing or wrong tokens 401, foreign origins 403. A failure of the
+store or the firewall is 503, with the error logged.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+
+from capport.errors import CapportError
+
+log = logging.getLogger("capport.admin")
 
 
 class ApiError(Exception):
@@ -48,6 +54,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(CapportError, _gateway_error)
 
 
 async def _api_error(request: Request, error: Exception) -> JSONResponse:
@@ -63,6 +70,11 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     elif error.status_code == 405:
         detail = f"method {request.method} is not allowed on {request.url.path}"
     return error_response(error.status_code, str(detail), None, error.headers)
+
+
+async def _gateway_error(request: Request, error: Exception) -> JSONResponse:
+    log.error("Admin request %s %s failed: %s", request.method, request.url.path, error)
+    return error_response(503, f"the gateway could not do this: {error}")
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
