@@ -25,7 +25,6 @@ from capport.admin.security import TokenCheck, authenticate
 from capport.control import create_control_app
 
 API_PREFIX = "/api/v1"
-OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
@@ -36,6 +35,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (404, "unknown MAC, user, voucher or path"),
         (409, "the name is taken or the MAC is blocked"),
         (422, "a field of the wrong type or out of range"),
+        (503, "the store or the firewall failed"),
     )
 }
 
@@ -90,7 +90,7 @@ def _add_metrics(app: FastAPI, context: AdminContext, require_token: bool) -> No
         tags=["metrics"],
     )
     async def metrics(request: Request) -> Response:
-        """Prometheus text exposition of the gateway's metrics."""
+        """Return the gateway's metrics in the Prometheus text format."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
