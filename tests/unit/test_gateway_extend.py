@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 from test_gateway import A, B, FakeClock, build
+from test_gateway_ipv6 import MAC as MAC6
+from test_gateway_ipv6 import SLAAC, V4, run, table
 
 from capport.config import MAX_SESSION_SECONDS
 from capport.enforce.base import Grant, MemoryEnforcer
 from capport.errors import EnforcementError
+from capport.gateway import Gateway
+from capport.models import Device, EndReason
 
 
 class ExtendFailingEnforcer(MemoryEnforcer):
@@ -90,3 +94,28 @@ def test_failed_kernel_change_restores_store(tmp_path: Path) -> None:
         assert enforcer.devices == {A: 600}
 
     asyncio.run(scenario())
+
+
+def test_extend_moves_learned_ipv6_timeouts(tmp_path: Path) -> None:
+    neighbours = table((str(V4.ip), MAC6), (str(SLAAC), MAC6))
+
+    async def scenario(gateway: Gateway, enforcer: MemoryEnforcer) -> None:
+        await gateway.grant(V4, "click-through")
+        await gateway.extend_mac(MAC6, 300)
+        assert enforcer.devices == {V4: 900, Device(MAC6, SLAAC): 900}
+
+    run(tmp_path, neighbours, scenario)
+
+
+def test_revoke_after_extend_removes_learned(tmp_path: Path) -> None:
+    neighbours = table((str(V4.ip), MAC6), (str(SLAAC), MAC6))
+
+    async def scenario(gateway: Gateway, enforcer: MemoryEnforcer) -> None:
+        await gateway.grant(V4, "click-through")
+        await gateway.extend_mac(MAC6, 300)
+        await gateway.revoke_mac(MAC6, EndReason.REVOKED)
+        assert enforcer.devices == {}
+        assert gateway.session_for(Device(MAC6, SLAAC)) is None
+        assert gateway.sessions() == []
+
+    run(tmp_path, neighbours, scenario)
