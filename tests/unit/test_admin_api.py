@@ -7,6 +7,7 @@ import io
 import logging
 import sys
 from collections.abc import Iterator
+from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
@@ -690,3 +691,18 @@ def test_firewall_failure_is_503(
     assert admin.call(admin.store.active_sessions) == []
     assert any(r.name == "capport.admin" for r in caplog.records)
     assert not any(r.name == "capport.audit" for r in caplog.records)
+
+
+def test_client_lists_learned_ipv6(admin: Admin) -> None:
+    admin.grant(MAC, IP)
+    admin.call(admin.gateway.learn_ipv6, MAC, IPv6Address("2001:db8:1::11"))
+    row = admin.get(f"/api/v1/clients/{MAC}").json()["clients"][0]
+    assert row["learned_ipv6"] == ["2001:db8:1::11"]
+
+
+def test_client_bytes_include_learned_ipv6(admin: Admin) -> None:
+    admin.grant(MAC, IP)
+    admin.call(admin.gateway.learn_ipv6, MAC, IPv6Address("2001:db8:1::11"))
+    admin.call(admin.sampler.sample)
+    row = admin.get(f"/api/v1/clients/{MAC}").json()["clients"][0]
+    assert row["bytes_up"] == 2 * DEVICE_BYTES

@@ -11,7 +11,7 @@ from capport.admin.maclists import StoredMacLists
 from capport.admin.schemas import Client
 from capport.gateway import Gateway
 from capport.intercept.server import ResponderStats
-from capport.models import Session
+from capport.models import Device, Session
 from capport.store.base import Store
 
 
@@ -42,7 +42,11 @@ class AdminContext:
         remaining = self.gateway.remaining(session)
         # NOTE: the forward chain counts only what a device sends, so
         # bytes_down stays 0 until the firewall counts both directions.
-        bytes_up = self.sampler.device_bytes.get(session.device, 0)
+        learned = self.gateway.learned_addresses(session)
+        counted = self.sampler.device_bytes
+        bytes_up = counted.get(session.device, 0) + sum(
+            counted.get(Device(session.device.mac, ip), 0) for ip in learned
+        )
         return Client(
             session=session.id,
             mac=session.device.mac,
@@ -54,4 +58,5 @@ class AdminContext:
             remaining=round(remaining, 1),
             bytes_up=bytes_up,
             bytes_down=0,
+            learned_ipv6=[str(ip) for ip in learned],
         )

@@ -50,6 +50,9 @@ class Client(BaseModel):
     remaining: float = Field(description="seconds left")
     bytes_up: int = Field(description="bytes the device sent, 0 when unknown")
     bytes_down: int = Field(description="bytes the device received, 0 when unknown")
+    learned_ipv6: list[str] = Field(
+        description="IPv6 addresses of the MAC authorised with this session"
+    )
 
 
 class ClientList(BaseModel):
