@@ -381,12 +381,14 @@ def test_trust_lists_mac(admin: Admin) -> None:
     assert response.json()["policy"] == "trusted"
     assert admin.get("/api/v1/trusted").json() == {"macs": [MAC]}
     assert admin.get("/api/v1/blocked").json() == {"macs": []}
+    assert admin.enforcer.trusted == {MAC}
 
 
 def test_untrust_removes_mac(admin: Admin) -> None:
     admin.put(f"/api/v1/trusted/{MAC}")
     assert admin.delete(f"/api/v1/trusted/{MAC}").status_code == 204
     assert admin.get("/api/v1/trusted").json() == {"macs": []}
+    assert admin.enforcer.trusted == set()
 
 
 def test_untrust_of_untrusted_mac_is_404(admin: Admin) -> None:
@@ -395,12 +397,20 @@ def test_untrust_of_untrusted_mac_is_404(admin: Admin) -> None:
     assert error_of(response)[0] == "mac"
 
 
+def test_block_takes_mac_off_trusted(admin: Admin) -> None:
+    admin.put(f"/api/v1/trusted/{MAC}")
+    admin.put(f"/api/v1/blocked/{MAC}")
+    assert admin.get("/api/v1/trusted").json() == {"macs": []}
+    assert admin.enforcer.trusted == set()
+
+
 def test_block_ends_sessions(admin: Admin) -> None:
     admin.grant(MAC, IP)
     response = admin.put(f"/api/v1/blocked/{MAC}")
     assert [row["mac"] for row in response.json()["ended"]] == [MAC]
     assert admin.enforcer.devices == {}
     assert admin.get("/api/v1/blocked").json() == {"macs": [MAC]}
+    assert admin.enforcer.blocked == {MAC}
 
 
 def test_grant_to_blocked_mac_is_409(admin: Admin) -> None:

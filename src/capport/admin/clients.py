@@ -14,7 +14,6 @@ from capport import __version__
 from capport.admin.context import AdminContext
 from capport.admin.errors import ApiError
 from capport.admin.history import HOUR, hourly_series
-from capport.admin.maclists import BLOCKED, TRUSTED
 from capport.admin.schemas import (
     MAX_HISTORY_HOURS,
     Client,
@@ -33,6 +32,8 @@ from capport.admin.schemas import (
 )
 from capport.admin.security import audit
 from capport.auth.entitlement import Entitlement
+from capport.errors import DeviceBlocked
+from capport.maclists import BLOCKED, TRUSTED
 from capport.metrics import ADMIN_METHOD
 from capport.models import Device, EndReason, Session, normalise_mac
 
@@ -163,10 +164,13 @@ async def grant_client(request: Request, body: GrantRequest) -> Client:
     """Grant a device access for duration seconds, as if it had signed in."""
     context = context_of(request)
     device = Device.parse(body.mac, body.ip)
-    if await context.mac_lists.policy(device.mac) == BLOCKED:
-        raise ApiError(409, f"MAC address {device.mac} is blocked; unblock it", "mac")
     duration = body.duration or context.gateway.session_duration
-    session = await context.gateway.grant(device, Entitlement(ADMIN_METHOD, duration))
+    try:
+        session = await context.gateway.grant(
+            device, Entitlement(ADMIN_METHOD, duration)
+        )
+    except DeviceBlocked as error:
+        raise ApiError(409, f"{error}; unblock it first", "mac") from None
     audit(request, "granted %s for %.0f s (session %d).", device, duration, session.id)
     return context.client(session)
 
@@ -205,12 +209,12 @@ async def extend_client(
 
 @router.get("/trusted", response_model=MacList)
 async def list_trusted(request: Request) -> MacList:
-    return MacList(macs=await context_of(request).mac_lists.members(TRUSTED))
+    return MacList(macs=sorted(context_of(request).gateway.mac_lists.trusted))
 
 
 @router.get("/blocked", response_model=MacList)
 async def list_blocked(request: Request) -> MacList:
-    return MacList(macs=await context_of(request).mac_lists.members(BLOCKED))
+    return MacList(macs=sorted(context_of(request).gateway.mac_lists.blocked))
 
 
 @router.put("/trusted/{mac}", response_model=MacChange)
@@ -233,20 +237,28 @@ async def unblock(request: Request, mac: MacPath) -> Response:
     return await _remove_policy(request, mac, BLOCKED)
 
 
+# The gateway's MAC list command for putting a MAC on a list and taking it off.
+_COMMANDS = {TRUSTED: ("trust", "untrust"), BLOCKED: ("block", "unblock")}
+
+
 async def _put_policy(request: Request, mac: str, policy: str) -> MacChange:
     context = context_of(request)
     wanted = parse_mac(mac)
-    ended = await context.mac_lists.put(wanted, policy)
+    ended = await context.gateway.change_mac_list(wanted, _COMMANDS[policy][0])
     audit(request, "set %s to %s (ended sessions %s).", wanted, policy, _ids(ended))
     return MacChange(
-        mac=wanted, policy=policy, ended=[context.client(s) for s in ended]
+        mac=wanted,
+        policy=context.gateway.mac_lists.policy(wanted),
+        ended=[context.client(s) for s in ended],
     )
 
 
 async def _remove_policy(request: Request, mac: str, policy: str) -> Response:
+    gateway = context_of(request).gateway
     wanted = parse_mac(mac)
-    if not await context_of(request).mac_lists.remove(wanted, policy):
+    if gateway.mac_lists.policy(wanted) != policy:
         raise ApiError(404, f"MAC address {wanted} is not {policy}", "mac")
+    await gateway.change_mac_list(wanted, _COMMANDS[policy][1])
     audit(request, "removed %s from the %s list.", wanted, policy)
     return Response(status_code=204)
 

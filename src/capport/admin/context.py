@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from capport.admin.history import Sampler
-from capport.admin.maclists import StoredMacLists
 from capport.admin.schemas import Client
 from capport.gateway import Gateway
 from capport.intercept.server import ResponderStats
@@ -32,10 +31,6 @@ class AdminContext:
     wall: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
     started: float = field(default_factory=time.monotonic)
-    mac_lists: StoredMacLists = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.mac_lists = StoredMacLists(self.store, self.gateway, self.wall)
 
     def client(self, session: Session) -> Client:
         """Describe session with its remaining time and the last counters."""
