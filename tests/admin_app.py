@@ -19,18 +19,18 @@ from capport.admin.app import create_admin_app, create_socket_app
 from capport.admin.context import AdminContext
 from capport.admin.history import Sampler
 from capport.admin.records import ApiToken, generate_token, token_digest
-from capport.enforce.base import MemoryEnforcer
+from capport.enforce.base import DeviceUsage, MemoryEnforcer, Traffic
 from capport.gateway import Gateway
 from capport.intercept.server import ResponderStats
 from capport.metrics import LoginCounter
-from capport.models import Device
 from capport.neighbours import MemoryNeighbours
 from capport.store.sqlite import SQLiteStore
 
 TOKEN_NAME = "ops"
 SESSION_SECONDS = 3600.0
-# Bytes the in-memory firewall reports for every authorised device.
+# Bytes the in-memory firewall reports for every authorised address.
 DEVICE_BYTES = 1500
+DOWN_BYTES = 4000
 
 
 @dataclass
@@ -63,6 +63,13 @@ class Admin:
         headers = {**self.auth, **kwargs.pop("headers", {})}
         return self.client.delete(path, headers=headers, **kwargs)
 
+    def count_traffic(self) -> None:
+        """Give every authorised address traffic and run an accounting pass."""
+        for device in self.enforcer.devices:
+            traffic = Traffic(DEVICE_BYTES, DOWN_BYTES)
+            self.enforcer.counters[device] = DeviceUsage(traffic)
+        self.call(self.gateway.account)
+
     def grant(self, mac: str, ip: str, duration: float = 600) -> dict[str, Any]:
         response = self.post(
             "/api/v1/clients", {"mac": mac, "ip": ip, "duration": duration}
@@ -78,10 +85,7 @@ def build_context(
     gateway = Gateway(store, enforcer, MemoryNeighbours(), SESSION_SECONDS)
     gateway.add_observer(LoginCounter())
 
-    def read_counters() -> dict[Device, int]:
-        return dict.fromkeys(enforcer.devices, DEVICE_BYTES)
-
-    sampler = Sampler(gateway, store, read_counters, retention=7 * 86400)
+    sampler = Sampler(gateway, store, retention=7 * 86400)
     context = AdminContext(
         gateway,
         store,

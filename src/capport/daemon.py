@@ -197,12 +197,7 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         events = _watch_neighbours(gateway, neighbours.index)
         stack.callback(events.close)
 
-        sampler = Sampler(
-            gateway,
-            store,
-            lambda: {device: c.bytes for device, c in enforcer.counters().items()},
-            config.admin.history_retention,
-        )
+        sampler = Sampler(gateway, store, config.admin.history_retention)
         admin = AdminContext(
             gateway,
             store,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv6Address
@@ -36,6 +37,7 @@ from capport.enforce.base import DeviceUsage, Enforcer, Grant, Traffic
 from capport.errors import CapportError, DeviceBlocked, DeviceNotFound
 from capport.maclists import MacLists, override_for
 from capport.meters import SessionMeters
+from capport.metrics import ACCOUNTING_PASS_SECONDS
 from capport.models import Device, EndReason, IPAddress, Session
 from capport.neighbours import NeighbourTable
 from capport.store.base import DeviceLimitPolicy, Store
@@ -67,6 +69,14 @@ class SessionObserver(Protocol):
     def session_ended(self, session: Session, reason: str) -> None:
         """Called after the session ended; must not block."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What the last accounting pass read: authorised addresses by IP version."""
+
+    taken_at: float
+    addresses: dict[int, int]
 
 
 class Gateway:
@@ -104,6 +114,7 @@ class Gateway:
         )
         self._mac_lists = MacLists(frozenset(), frozenset())
         self._lock = asyncio.Lock()
+        self.last_listing: Listing | None = None
 
     # Reading state
 
@@ -560,16 +571,19 @@ class Gateway:
 
         Return the sessions ended. The usage of every session is stored.
         """
-        usage = await asyncio.to_thread(self._enforcer.usage)
-        now = self._clocks.monotonic()
-        sessions = list(self._active.values())
-        combined = {}
-        for session in sessions:
-            reading = self._session_usage(session, usage)
-            if reading is not None:
-                combined[session.device] = reading
-        ending = self._meters.read(sessions, combined, now)
-        await self._store.record_usage(self._meters.changed())
+        with ACCOUNTING_PASS_SECONDS.time():
+            usage = await asyncio.to_thread(self._enforcer.usage)
+            now = self._clocks.monotonic()
+            sessions = list(self._active.values())
+            combined = {}
+            for session in sessions:
+                reading = self._session_usage(session, usage)
+                if reading is not None:
+                    combined[session.device] = reading
+            ending = self._meters.read(sessions, combined, now)
+            await self._store.record_usage(self._meters.changed())
+        versions: Counter[int] = Counter(device.ip.version for device in usage)
+        self.last_listing = Listing(self._clocks.wall(), dict(versions))
         return [await self.end(session, reason) for session, reason in ending]
 
     def _session_usage(

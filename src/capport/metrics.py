@@ -45,13 +45,13 @@ NFTABLES_TRANSACTION_SECONDS = Histogram(
 )
 ACCOUNTING_PASS_SECONDS = Histogram(
     "capport_accounting_pass_seconds",
-    "Time one pass took to read every authorised device's counters.",
+    "Time one accounting pass took, from reading the counters to storing usage.",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=None,
 )
 FORWARDED_BYTES = Counter(
     "capport_forwarded_bytes",
-    "Bytes the kernel forwarded from authorised devices, all devices together.",
+    "Bytes the kernel forwarded to and from authorised devices, all together.",
     registry=None,
 )
 

@@ -19,7 +19,13 @@ from capport.errors import EnforcementError
 from capport.models import Device
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from admin_app import DEVICE_BYTES, TOKEN_NAME, Admin, start_admin  # noqa: E402
+from admin_app import (  # noqa: E402
+    DEVICE_BYTES,
+    DOWN_BYTES,
+    TOKEN_NAME,
+    Admin,
+    start_admin,
+)
 
 MAC = "02:00:00:00:00:11"
 IP = "192.0.2.11"
@@ -366,10 +372,10 @@ def test_list_sorts_descending(admin: Admin) -> None:
 def test_list_reports_counted_bytes(admin: Admin) -> None:
     admin.grant(MAC, IP)
     assert admin.get("/api/v1/clients").json()["clients"][0]["bytes_up"] == 0
-    admin.call(admin.sampler.sample)
+    admin.count_traffic()
     row = admin.get("/api/v1/clients").json()["clients"][0]
     assert row["bytes_up"] == DEVICE_BYTES
-    assert row["bytes_down"] == 0
+    assert row["bytes_down"] == DOWN_BYTES
 
 
 # Trusted and blocked MACs
@@ -540,7 +546,7 @@ def test_status_counts_sessions_by_method(admin: Admin) -> None:
 
 def test_status_counts_listed_elements(admin: Admin) -> None:
     admin.grant(MAC, IP)
-    admin.call(admin.sampler.sample)
+    admin.count_traffic()
     table = admin.get("/api/v1/status").json()["table"]
     assert table["elements"] == {"allowed4": 1, "allowed6": 0}
     assert table["listed_at"] is not None
@@ -548,6 +554,7 @@ def test_status_counts_listed_elements(admin: Admin) -> None:
 
 def test_history_counts_logins_and_bytes(admin: Admin) -> None:
     admin.grant(MAC, IP)
+    admin.count_traffic()
     admin.call(admin.sampler.sample)
     body = admin.get("/api/v1/history?hours=3").json()
     assert body["hours"] == 3
@@ -556,7 +563,7 @@ def test_history_counts_logins_and_bytes(admin: Admin) -> None:
     assert points[-1]["logins"] == 1
     assert points[-1]["logins_by_method"] == {"admin": 1}
     assert points[-1]["active_devices"] == 1
-    assert points[-1]["forwarded_bytes"] == DEVICE_BYTES
+    assert points[-1]["forwarded_bytes"] == DEVICE_BYTES + DOWN_BYTES
     assert points[0]["active_devices"] is None
 
 
@@ -645,13 +652,14 @@ def test_metrics_count_forwarded_bytes(admin: Admin) -> None:
     key = ("capport_forwarded_bytes_total", ())
     before = metric_samples(admin)[key]
     admin.grant(MAC, IP)
+    admin.count_traffic()
     admin.call(admin.sampler.sample)
     admin.call(admin.sampler.sample)
-    assert metric_samples(admin)[key] == before + DEVICE_BYTES
+    assert metric_samples(admin)[key] == before + DEVICE_BYTES + DOWN_BYTES
 
 
 def test_metrics_expose_histograms(admin: Admin) -> None:
-    admin.call(admin.sampler.sample)
+    admin.count_traffic()
     samples = metric_samples(admin)
     assert samples[("capport_accounting_pass_seconds_count", ())] >= 1
     assert ("capport_nftables_transaction_seconds_count", ()) in samples
@@ -713,6 +721,7 @@ def test_client_lists_learned_ipv6(admin: Admin) -> None:
 def test_client_bytes_include_learned_ipv6(admin: Admin) -> None:
     admin.grant(MAC, IP)
     admin.call(admin.gateway.learn_ipv6, MAC, IPv6Address("2001:db8:1::11"))
-    admin.call(admin.sampler.sample)
+    admin.count_traffic()
     row = admin.get(f"/api/v1/clients/{MAC}").json()["clients"][0]
     assert row["bytes_up"] == 2 * DEVICE_BYTES
+    assert row["bytes_down"] == 2 * DOWN_BYTES

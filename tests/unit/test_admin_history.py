@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from capport.admin.history import HOUR, forwarded_since, hourly_series
 from capport.admin.records import Sample
-from capport.models import Device
 
-A = Device.parse("02:00:00:00:00:11", "192.0.2.11")
-B = Device.parse("02:00:00:00:00:12", "192.0.2.12")
+A = 11
+B = 12
 NOW = 1_000 * HOUR + 1800.0  # half past an hour
 
 
@@ -52,7 +51,7 @@ def test_forwarded_counts_growth() -> None:
     assert forwarded_since({A: 100, B: 50}, {A: 150, B: 50}) == 50
 
 
-def test_forwarded_counts_new_device_whole() -> None:
+def test_forwarded_counts_new_session_whole() -> None:
     assert forwarded_since({A: 100}, {A: 100, B: 70}) == 70
 
 
@@ -60,5 +59,5 @@ def test_forwarded_counts_restarted_counter_whole() -> None:
     assert forwarded_since({A: 1000}, {A: 30}) == 30
 
 
-def test_forwarded_ignores_departed_device() -> None:
+def test_forwarded_ignores_departed_session() -> None:
     assert forwarded_since({A: 1000, B: 5}, {B: 5}) == 0

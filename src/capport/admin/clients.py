@@ -75,11 +75,9 @@ def parse_mac(value: str, field: str = "mac") -> str:
 async def status(request: Request) -> Status:
     context = context_of(request)
     sessions = context.gateway.sessions()
-    listed = context.sampler.device_bytes
-    elements = {
-        "allowed4": sum(1 for d in listed if d.ip.version == 4),
-        "allowed6": sum(1 for d in listed if d.ip.version == 6),
-    }
+    listing = context.gateway.last_listing
+    counts = {} if listing is None else listing.addresses
+    elements = {"allowed4": counts.get(4, 0), "allowed6": counts.get(6, 0)}
     exists = await asyncio.to_thread(context.table_exists)
     stats = context.responder_stats()
     return Status(
@@ -89,7 +87,7 @@ async def status(request: Request) -> Status:
             name=context.table_name,
             exists=exists,
             elements=elements,
-            listed_at=context.sampler.listed_at,
+            listed_at=None if listing is None else listing.taken_at,
         ),
         sessions=SessionCounts(
             active=len(sessions),

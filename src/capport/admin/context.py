@@ -10,7 +10,7 @@ from capport.admin.history import Sampler
 from capport.admin.schemas import Client
 from capport.gateway import Gateway
 from capport.intercept.server import ResponderStats
-from capport.models import Device, Session
+from capport.models import Session
 from capport.store.base import Store
 
 
@@ -35,13 +35,8 @@ class AdminContext:
     def client(self, session: Session) -> Client:
         """Describe session with its remaining time and the last counters."""
         remaining = self.gateway.remaining(session)
-        # NOTE: the forward chain counts only what a device sends, so
-        # bytes_down stays 0 until the firewall counts both directions.
+        usage = self.gateway.usage(session)
         learned = self.gateway.learned_addresses(session)
-        counted = self.sampler.device_bytes
-        bytes_up = counted.get(session.device, 0) + sum(
-            counted.get(Device(session.device.mac, ip), 0) for ip in learned
-        )
         return Client(
             session=session.id,
             mac=session.device.mac,
@@ -51,7 +46,7 @@ class AdminContext:
             since=session.started_at,
             expires=self.wall() + remaining,
             remaining=round(remaining, 1),
-            bytes_up=bytes_up,
-            bytes_down=0,
+            bytes_up=usage.up,
+            bytes_down=usage.down,
             learned_ipv6=[str(ip) for ip in learned],
         )

@@ -1,8 +1,8 @@
 """The hourly series behind /api/v1/history, and the sampler that feeds them.
 
-Every minute the sampler lists the kernel's per-device counters, stores how
-many sessions are active and how many bytes the devices sent since the last
-sample, and deletes samples older than the retention. The hourly series are
+Every minute the sampler stores how many sessions are active and how many
+bytes they forwarded since the last sample, from the gateway's accounting
+pass, and deletes samples older than the retention. The hourly series are
 computed from those samples and from the sessions' start times.
 """
 
@@ -13,14 +13,14 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from capport.admin.records import Sample
 from capport.errors import CapportError
 from capport.gateway import Gateway
-from capport.metrics import ACCOUNTING_PASS_SECONDS, FORWARDED_BYTES
-from capport.models import Device
+from capport.metrics import FORWARDED_BYTES
 from capport.store.base import Store
 
 log = logging.getLogger("capport.admin")
@@ -28,9 +28,7 @@ log = logging.getLogger("capport.admin")
 HOUR = 3600.0
 SAMPLE_INTERVAL = 60.0
 
-# Bytes each authorised device has sent, as the kernel's element counters
-# have them.
-CounterReader = Callable[[], Mapping[Device, int]]
+Key = TypeVar("Key", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,52 +81,43 @@ def hourly_series(
     ]
 
 
-def forwarded_since(
-    previous: Mapping[Device, int], current: Mapping[Device, int]
-) -> int:
-    """Return the bytes forwarded between two listings of the counters.
+def forwarded_since(previous: Mapping[Key, int], current: Mapping[Key, int]) -> int:
+    """Return the bytes forwarded between two readings of running totals.
 
-    A counter below its previous value was restarted (the element was
-    replaced by a new grant or an extension), so all of it is new. A device
-    that left the set between the listings loses what it sent after the
+    A total below its previous value was restarted, so all of it is new. A
+    key that left between the readings loses what it counted after the
     first one.
     """
     total = 0
-    for device, count in current.items():
-        before = previous.get(device, 0)
+    for key, count in current.items():
+        before = previous.get(key, 0)
         total += count - before if count >= before else count
     return total
 
 
 @dataclass
 class Sampler:
-    """Takes a sample every interval, and keeps the last counters for the API."""
+    """Takes a sample every interval from the sessions' byte totals.
+
+    The totals are those of the gateway's last accounting pass, so a sample
+    sees traffic up to one accounting interval late.
+    """
 
     gateway: Gateway
     store: Store
-    read_counters: CounterReader | None
     retention: float
     wall: Callable[[], float] = time.time
-    device_bytes: dict[Device, int] = field(default_factory=dict)
-    listed_at: float | None = None
+    totals: dict[int, int] = field(default_factory=dict)
 
     async def sample(self) -> Sample:
-        """List the counters, store one sample and return it.
-
-        NOTE: RADIUS accounting lists the same counters on its own interval.
-        Each listing of 100,000 devices takes about 2.5 s (nftables 1.0.6),
-        so sharing one listing would halve that cost on large gateways.
-        """
-        current: Mapping[Device, int] = {}
-        if self.read_counters is not None:
-            with ACCOUNTING_PASS_SECONDS.time():
-                current = await asyncio.to_thread(self.read_counters)
-        forwarded = forwarded_since(self.device_bytes, current)
+        """Store one sample of active sessions and forwarded bytes; return it."""
+        sessions = self.gateway.sessions()
+        current = {s.id: self.gateway.usage(s).total for s in sessions}
+        forwarded = forwarded_since(self.totals, current)
         FORWARDED_BYTES.inc(forwarded)
-        self.device_bytes = dict(current)
+        self.totals = current
         now = self.wall()
-        self.listed_at = now
-        sample = Sample(now, len(self.gateway.sessions()), forwarded)
+        sample = Sample(now, len(sessions), forwarded)
         await self.store.add_sample(sample, keep_after=now - self.retention)
         return sample
 
