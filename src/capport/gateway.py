@@ -505,37 +505,10 @@ class Gateway:
         The store commits the new end first, then the kernel elements of the
         session's addresses get the new timeout, so both deadlines move. No
         session lasts more than MAX_SESSION_SECONDS from now.
-
-        NOTE: replacing a kernel element restarts its counters, so RADIUS
-        accounting of an extended session counts bytes from the extension.
         """
         async with self._lock:
-            now = self._clocks.wall()
-            extended = []
-            for session in [s for s in self._active.values() if s.device.mac == mac]:
-                remaining = min(self.remaining(session) + seconds, MAX_SESSION_SECONDS)
-                expires_at = now + remaining
-                await self._store.set_expiry([(session.id, expires_at)])
-                learned = self._learned.get(session.id, set())
-                grants = [Grant(session.device, remaining)]
-                grants += [Grant(Device(mac, ip), remaining) for ip in sorted(learned)]
-                try:
-                    self._enforcer.grant(grants)
-                except CapportError:
-                    await self._store.set_expiry([(session.id, session.expires_at)])
-                    raise
-                updated = replace(session, expires_at=expires_at)
-                self._replace_indexed(session, updated)
-                self._deadlines[session.id] = self._clocks.monotonic() + remaining
-                extended.append(updated)
-                log.info(
-                    "Extended session %d of %s by %.0f s to %.0f s.",
-                    session.id,
-                    session.device,
-                    seconds,
-                    remaining,
-                )
-            return extended
+            matching = [s for s in self._active.values() if s.device.mac == mac]
+            return [await self._extend(session, seconds) for session in matching]
 
     async def end(self, session: Session, reason: str) -> Session:
         """End one session and cut the device off."""
@@ -676,6 +649,53 @@ class Gateway:
             self._by_mac[session.device.mac] = session
         self._active[session.id] = session
         self._deadlines[session.id] = self._clocks.monotonic() + remaining
+
+    async def _extend(self, session: Session, seconds: float) -> Session:
+        """Move one session's end in the store, the kernel and the indexes.
+
+        The elements are created again with the session's limits and the
+        bytes counted so far, so quotas keep what was used. Their counters
+        start at zero, which the meter takes as its new base.
+
+        NOTE: RADIUS accounting reads the elements' counters directly, so
+        its octet counts of an extended session start again from zero.
+        """
+        now = self._clocks.wall()
+        remaining = min(self.remaining(session) + seconds, MAX_SESSION_SECONDS)
+        expires_at = now + remaining
+        old_terms = self._meters.terms(session.id)
+        terms = accounting.with_boot_deadline(
+            old_terms, self._clocks.boot_id(), self._clocks.boot(), remaining
+        )
+        used = self._meters.total(session.id)
+        grants = [Grant(session.device, remaining, terms.limits, used)]
+        grants += [
+            Grant(Device(session.device.mac, ip), remaining, terms.limits)
+            for ip in sorted(self._learned.get(session.id, ()))
+        ]
+        await self._store.set_expiry([(session.id, expires_at)])
+        await self._store.save_terms(session.id, terms)
+        try:
+            self._enforcer.grant(grants)
+        except CapportError:
+            await self._store.set_expiry([(session.id, session.expires_at)])
+            await self._store.save_terms(session.id, old_terms)
+            raise
+        self._meters.start(session.id, terms, used, self._clocks.monotonic())
+        # save_terms replaced the row with the usage columns, so write them back.
+        record = self._meters.record(session.id)
+        await self._store.record_usage([] if record is None else [record])
+        updated = replace(session, expires_at=expires_at)
+        self._replace_indexed(session, updated)
+        self._deadlines[session.id] = self._clocks.monotonic() + remaining
+        log.info(
+            "Extended session %d of %s by %.0f s to %.0f s.",
+            session.id,
+            session.device,
+            seconds,
+            remaining,
+        )
+        return updated
 
     def _replace_indexed(self, old: Session, new: Session) -> None:
         """Put new in every index entry that holds old, learned addresses too."""

@@ -10,8 +10,9 @@ from test_gateway import A, B, FakeClock, build
 from test_gateway_ipv6 import MAC as MAC6
 from test_gateway_ipv6 import SLAAC, V4, run, table
 
+from capport.auth.entitlement import Entitlement, Quota
 from capport.config import MAX_SESSION_SECONDS
-from capport.enforce.base import Grant, MemoryEnforcer
+from capport.enforce.base import DeviceUsage, Grant, MemoryEnforcer, Traffic
 from capport.errors import EnforcementError
 from capport.gateway import Gateway
 from capport.models import Device, EndReason
@@ -119,3 +120,65 @@ def test_revoke_after_extend_removes_learned(tmp_path: Path) -> None:
         assert gateway.sessions() == []
 
     run(tmp_path, neighbours, scenario)
+
+
+QUOTA = Entitlement("click-through", 600, quota=Quota(total=1_000_000))
+
+
+def test_extend_keeps_quota_and_usage(tmp_path: Path) -> None:
+    clock = FakeClock()
+    gateway, store, enforcer, _ = build(tmp_path, clock)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        session = await gateway.grant(A, QUOTA)
+        enforcer.counters[A] = DeviceUsage(Traffic(300, 700))
+        await gateway.account()
+        (extended,) = await gateway.extend_mac(A.mac, 300)
+        stored = await store.session_terms([session.id])
+        await store.close()
+        assert enforcer.limits[A].quota_total == 1_000_000
+        assert gateway.usage(extended) == Traffic(300, 700)
+        assert stored[session.id][1].total == Traffic(300, 700)
+
+    asyncio.run(scenario())
+
+
+def test_extend_moves_boot_deadline(tmp_path: Path) -> None:
+    clock = FakeClock()
+    gateway, store, _, _ = build(tmp_path, clock)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        session = await gateway.grant(A, QUOTA)
+        before = (await store.session_terms([session.id]))[session.id][0]
+        await gateway.extend_mac(A.mac, 300)
+        after = (await store.session_terms([session.id]))[session.id][0]
+        await store.close()
+        assert before.boot_deadline is not None
+        assert after.boot_deadline is not None
+        assert after.boot_deadline - before.boot_deadline == pytest.approx(300, abs=5)
+        assert after.limits == before.limits
+
+    asyncio.run(scenario())
+
+
+def test_counters_after_extend_add_to_usage(tmp_path: Path) -> None:
+    clock = FakeClock()
+    gateway, store, enforcer, _ = build(tmp_path, clock)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        await gateway.grant(A, QUOTA)
+        enforcer.counters[A] = DeviceUsage(Traffic(300, 700))
+        await gateway.account()
+        (extended,) = await gateway.extend_mac(A.mac, 300)
+        enforcer.counters[A] = DeviceUsage(Traffic(10, 20))
+        await gateway.account()
+        await store.close()
+        assert gateway.usage(extended) == Traffic(310, 720)
+
+    asyncio.run(scenario())
