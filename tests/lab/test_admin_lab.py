@@ -96,3 +96,16 @@ def test_metrics_report_forwarded_bytes(lab: Lab, token: str) -> None:
     )  # fmt: skip
     assert "capport_forwarded_bytes_total" in result.stdout
     assert "capport_nftables_transaction_seconds_count" in result.stdout
+
+
+def test_api_trust_lets_client_online(lab: Lab, token: str) -> None:
+    mac = lab.macs["c2"]
+    try:
+        status, body = admin_request(lab, token, "PUT", f"/trusted/{mac}")
+        assert status == 200, body
+        assert wait_until(lambda: is_online(lab, "c2"), timeout=5)
+        status, _ = admin_request(lab, token, "DELETE", f"/trusted/{mac}")
+        assert status == 204
+        assert wait_until(lambda: is_captive(lab, "c2"), timeout=5)
+    finally:
+        admin_request(lab, token, "DELETE", f"/trusted/{mac}")
