@@ -73,7 +73,7 @@ class SessionObserver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """What the last accounting pass read: authorised addresses by IP version."""
+    """The authorised addresses by IP version that an accounting pass read."""
 
     taken_at: float
     addresses: dict[int, int]
