@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from capport import __version__
+from capport.admin.commands import tokens_group
 from capport.auth.commands import users_group, vouchers_group
 from capport.client.commands import check, login
-from capport.config import ControlSection, load_config
+from capport.config import ControlSection, load_config, parse_duration
 from capport.controlclient import ControlClient
 from capport.errors import CapportError
 from capport.lab.commands import lab_group
@@ -125,6 +126,57 @@ def revoke(mac: str, config_path: Path, socket_path: Path | None) -> None:
         click.echo(f"Revoked {row['mac']} at {row['ip']} (session {row['session']}).")
 
 
+@main.command()
+@click.argument("mac")
+@click.argument("ip")
+@click.option(
+    "--duration",
+    default=None,
+    callback=lambda context, parameter, value: _seconds(value),
+    help='Access time, such as 3600, "90m" or "2h" [default: session.duration].',
+)
+@_config_option
+@_socket_option
+def grant(
+    mac: str,
+    ip: str,
+    duration: float | None,
+    config_path: Path,
+    socket_path: Path | None,
+) -> None:
+    """Authorise the device with hardware address MAC at IPv4 address IP."""
+    try:
+        with _control(config_path, socket_path) as control:
+            row = control.grant(mac, ip, duration)
+    except CapportError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"Granted {row['mac']} at {row['ip']} for {_duration(row['remaining'])} "
+        f"(session {row['session']})."
+    )
+
+
+@main.command()
+@click.argument("mac")
+@click.argument("duration", callback=lambda context, parameter, value: _seconds(value))
+@_config_option
+@_socket_option
+def extend(
+    mac: str, duration: float, config_path: Path, socket_path: Path | None
+) -> None:
+    """Add DURATION (such as 3600, "30m" or "1h") to the access of MAC."""
+    try:
+        with _control(config_path, socket_path) as control:
+            extended = control.extend(mac, duration)
+    except CapportError as error:
+        raise click.ClickException(str(error)) from None
+    for row in extended:
+        click.echo(
+            f"Extended {row['mac']} at {row['ip']} to "
+            f"{_duration(row['remaining'])} (session {row['session']})."
+        )
+
+
 @main.group("tls")
 def tls_group() -> None:
     """Certificates for the portal's HTTPS and the Captive Portal API."""
@@ -220,6 +272,7 @@ main.add_command(check)
 main.add_command(login)
 main.add_command(users_group)
 main.add_command(vouchers_group)
+main.add_command(tokens_group)
 
 
 def _control(config_path: Path, socket_path: Path | None) -> ControlClient:
@@ -229,6 +282,15 @@ def _control(config_path: Path, socket_path: Path | None) -> ControlClient:
         else:
             socket_path = ControlSection().socket
     return ControlClient(socket_path)
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def _clock(timestamp: float) -> str:

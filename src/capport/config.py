@@ -300,6 +300,27 @@ class ControlSection(_Section):
         return Path(value)
 
 
+class AdminSection(_Section):
+    """The operator's HTTP API with bearer tokens, and its Prometheus metrics."""
+
+    enabled: bool = True
+    address: ipaddress.IPv4Address = ipaddress.IPv4Address("127.0.0.1")
+    port: Port = 8512
+    # False lets a Prometheus server scrape /metrics without a token.
+    metrics_require_token: bool = True
+    # How long the per-minute samples behind /api/v1/history are kept.
+    history_retention: Duration = 30 * 86400.0
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _parse_address(cls, value: Any) -> ipaddress.IPv4Address:
+        if isinstance(value, ipaddress.IPv4Address):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("expected an IPv4 address as a string")
+        return ipaddress.IPv4Address(value)
+
+
 class FirewallSection(_Section):
     table: str = Field(default="capport", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
     allow_tcp_ports: tuple[Port, ...] = ()
@@ -552,6 +573,7 @@ class Config(_Section):
     session: SessionSection = SessionSection()
     store: StoreSection = StoreSection()
     control: ControlSection = ControlSection()
+    admin: AdminSection = AdminSection()
     firewall: FirewallSection = FirewallSection()
     auth: AuthSection = AuthSection()
     tls: TlsSection = TlsSection()
@@ -576,6 +598,8 @@ class Config(_Section):
         ports = {"portal.port": self.portal.port, "responder.port": self.responder.port}
         if self.tls.enabled:
             ports["tls.port"] = self.tls.port
+        if self.admin.enabled and self.admin.address == self.portal.address:
+            ports["admin.port"] = self.admin.port
         seen: dict[int, str] = {}
         for key, port in ports.items():
             if port in seen:

@@ -1,4 +1,8 @@
-"""Client side of the control API, used by the command line."""
+"""Client side of the control socket, used by the command line.
+
+The socket serves the admin API (capport.admin) without tokens, so these
+calls use the same paths and bodies as a program with a bearer token would.
+"""
 
 from __future__ import annotations
 
@@ -33,16 +37,13 @@ class ControlClient:
 
     def clients(self) -> list[dict[str, Any]]:
         """Return the authorised devices."""
-        clients: list[dict[str, Any]] = self._request("GET", "/v1/clients")["clients"]
+        body = self._request("GET", "/api/v1/clients")
+        clients: list[dict[str, Any]] = body["clients"]
         return clients
 
     def revoke(self, mac: str) -> list[dict[str, Any]]:
         """End the sessions of mac; return the sessions ended."""
-        try:
-            mac = normalise_mac(mac)
-        except ValueError as error:
-            raise ControlError(str(error)) from None
-        path = f"/v1/clients/{quote(mac, safe='')}"
+        path = f"/api/v1/clients/{_mac_path(mac)}"
         revoked: list[dict[str, Any]] = self._request("DELETE", path)["revoked"]
         return revoked
 
@@ -57,9 +58,26 @@ class ControlClient:
         method = "PUT" if command in ("trust", "block") else "DELETE"
         return self._request(method, f"/v1/{list_name}/{mac}")
 
-    def _request(self, method: str, path: str) -> dict[str, Any]:
+    def grant(self, mac: str, ip: str, duration: float | None) -> dict[str, Any]:
+        """Authorise the device mac at ip; return its new session."""
+        body: dict[str, Any] = {"mac": mac, "ip": ip}
+        if duration is not None:
+            body["duration"] = duration
+        return self._request("POST", "/api/v1/clients", body)
+
+    def extend(self, mac: str, seconds: float) -> list[dict[str, Any]]:
+        """Add seconds to the sessions of mac; return them extended."""
+        path = f"/api/v1/clients/{_mac_path(mac)}/extend"
+        extended: list[dict[str, Any]] = self._request(
+            "POST", path, {"seconds": seconds}
+        )["extended"]
+        return extended
+
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         try:
-            response = self._http.request(method, path)
+            response = self._http.request(method, path, json=body)
         except httpx.TransportError as error:
             raise ControlError(
                 f"cannot reach the gateway's control socket {self._path}: {error}. "
@@ -67,12 +85,25 @@ class ControlClient:
                 "at it."
             ) from error
         try:
-            body: dict[str, Any] = response.json()
+            reply: dict[str, Any] = response.json()
         except ValueError:
             raise ControlError(
                 f"the gateway's control socket {self._path} sent HTTP "
                 f"{response.status_code} without a JSON body to {method} {path}"
             ) from None
         if response.is_error:
-            raise ControlError(body.get("error", f"HTTP {response.status_code}"))
-        return body
+            raise ControlError(_error_text(reply, response.status_code))
+        return reply
+
+
+def _mac_path(mac: str) -> str:
+    try:
+        return quote(normalise_mac(mac), safe="")
+    except ValueError as error:
+        raise ControlError(str(error)) from None
+
+
+def _error_text(body: dict[str, Any], status_code: int) -> str:
+    error = str(body.get("error", f"HTTP {status_code}"))
+    field = body.get("field")
+    return f"{field}: {error}" if field and field not in error else error

@@ -21,9 +21,12 @@ import uvloop
 from starlette.types import ASGIApp
 
 from capport.accounting import configured_entitlement
+from capport.admin.app import create_admin_app, create_socket_app
+from capport.admin.context import AdminContext
+from capport.admin.history import Sampler
 from capport.auth.radius.method import RadiusAuthenticator, build_radius
 from capport.config import Config, load_config
-from capport.control import bind_control_socket, create_control_app
+from capport.control import bind_control_socket
 from capport.enforce.nftables import NftablesEnforcer
 from capport.enforce.ruleset import RulesetSpec
 from capport.errors import CapportError, ConfigError
@@ -40,6 +43,7 @@ from capport.listeners import (
     raise_file_limit,
 )
 from capport.logs import configure_logging
+from capport.metrics import LoginCounter
 from capport.neighbour_events import NeighbourEvents
 from capport.netlink import NetlinkNeighbours, check_host
 from capport.portal.app import create_portal_app
@@ -106,6 +110,8 @@ def check(config: Config) -> None:
     check_forwarding()
     check_listeners(config)
     settings_from_config(config)
+    if config.admin.enabled:
+        bind_tcp(str(config.admin.address), config.admin.port, "admin.port").close()
 
 
 def run(config: Config, config_path: Path | None = None) -> None:
@@ -148,6 +154,11 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             ]
         for sock in [*portal_sockets, *https_sockets]:
             stack.callback(sock.close)
+        admin_socket = None
+        if config.admin.enabled:
+            admin_address = str(config.admin.address)
+            admin_socket = bind_tcp(admin_address, config.admin.port, "admin.port")
+            stack.callback(admin_socket.close)
         advertiser = _open_advertiser(config)
         if advertiser is not None:
             stack.callback(advertiser.close)
@@ -181,16 +192,27 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         await _start_responder(responder, addresses, config.responder.port)
         stack.push_async_callback(responder.stop)
         control_socket = bind_control_socket(config.control.socket)
+        gateway.add_observer(LoginCounter())
         await gateway.start()
         events = _watch_neighbours(gateway, neighbours.index)
         stack.callback(events.close)
 
+        sampler = Sampler(gateway, store, config.admin.history_retention)
+        admin = AdminContext(
+            gateway,
+            store,
+            sampler,
+            config.firewall.table,
+            enforcer.exists,
+            lambda: responder.stats,
+        )
         radius: RadiusAuthenticator | None = None
         background = [
             asyncio.create_task(gateway.run_expiry()),
             asyncio.create_task(
                 gateway.run_accounting(config.session.accounting_interval)
             ),
+            asyncio.create_task(sampler.run()),
         ]
         if config.walled_garden.hosts:
             background.append(asyncio.create_task(garden.run()))
@@ -211,8 +233,16 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         )
         sockets = {
             _web_server(portal_app, guard=guard): portal_sockets,
-            _web_server(create_control_app(gateway)): [control_socket],
+            _web_server(create_socket_app(admin)): [control_socket],
         }
+        if admin_socket is not None:
+            admin_app = create_admin_app(
+                admin, metrics_require_token=config.admin.metrics_require_token
+            )
+            sockets[_web_server(admin_app)] = [admin_socket]
+            log.info(
+                "Admin API on http://%s:%d/api/v1/.", admin_address, config.admin.port
+            )
         if https_sockets:
             # The same application over HTTPS, for the portal and the
             # Captive Portal API; uvicorn loads the files and fails on a

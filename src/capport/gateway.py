@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv6Address
@@ -31,10 +32,12 @@ from capport import accounting, boottime
 from capport.accounting import SessionTerms
 from capport.auth.entitlement import Entitlement
 from capport.auth.records import Contact
+from capport.config import MAX_SESSION_SECONDS
 from capport.enforce.base import DeviceUsage, Enforcer, Grant, Traffic
 from capport.errors import CapportError, DeviceBlocked, DeviceNotFound
 from capport.maclists import MacLists, override_for
 from capport.meters import SessionMeters
+from capport.metrics import ACCOUNTING_PASS_SECONDS
 from capport.models import Device, EndReason, IPAddress, Session
 from capport.neighbours import NeighbourTable
 from capport.store.base import DeviceLimitPolicy, Store
@@ -66,6 +69,14 @@ class SessionObserver(Protocol):
     def session_ended(self, session: Session, reason: str) -> None:
         """Called after the session ended; must not block."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The authorised addresses by IP version that an accounting pass read."""
+
+    taken_at: float
+    addresses: dict[int, int]
 
 
 class Gateway:
@@ -103,6 +114,7 @@ class Gateway:
         )
         self._mac_lists = MacLists(frozenset(), frozenset())
         self._lock = asyncio.Lock()
+        self.last_listing: Listing | None = None
 
     # Reading state
 
@@ -487,6 +499,17 @@ class Gateway:
             matching = [s for s in self._active.values() if s.device.mac == mac]
             return [await self._end(s, reason, now) for s in matching]
 
+    async def extend_mac(self, mac: str, seconds: float) -> list[Session]:
+        """Add seconds to every active session of mac; return them extended.
+
+        The store commits the new end first, then the kernel elements of the
+        session's addresses get the new timeout, so both deadlines move. No
+        session lasts more than MAX_SESSION_SECONDS from now.
+        """
+        async with self._lock:
+            matching = [s for s in self._active.values() if s.device.mac == mac]
+            return [await self._extend(session, seconds) for session in matching]
+
     async def end(self, session: Session, reason: str) -> Session:
         """End one session and cut the device off."""
         async with self._lock:
@@ -521,16 +544,19 @@ class Gateway:
 
         Return the sessions ended. The usage of every session is stored.
         """
-        usage = await asyncio.to_thread(self._enforcer.usage)
-        now = self._clocks.monotonic()
-        sessions = list(self._active.values())
-        combined = {}
-        for session in sessions:
-            reading = self._session_usage(session, usage)
-            if reading is not None:
-                combined[session.device] = reading
-        ending = self._meters.read(sessions, combined, now)
-        await self._store.record_usage(self._meters.changed())
+        with ACCOUNTING_PASS_SECONDS.time():
+            usage = await asyncio.to_thread(self._enforcer.usage)
+            now = self._clocks.monotonic()
+            sessions = list(self._active.values())
+            combined = {}
+            for session in sessions:
+                reading = self._session_usage(session, usage)
+                if reading is not None:
+                    combined[session.device] = reading
+            ending = self._meters.read(sessions, combined, now)
+            await self._store.record_usage(self._meters.changed())
+        versions: Counter[int] = Counter(device.ip.version for device in usage)
+        self.last_listing = Listing(self._clocks.wall(), dict(versions))
         return [await self.end(session, reason) for session, reason in ending]
 
     def _session_usage(
@@ -623,6 +649,62 @@ class Gateway:
             self._by_mac[session.device.mac] = session
         self._active[session.id] = session
         self._deadlines[session.id] = self._clocks.monotonic() + remaining
+
+    async def _extend(self, session: Session, seconds: float) -> Session:
+        """Move one session's end in the store, the kernel and the indexes.
+
+        The elements are created again with the session's limits and the
+        bytes counted so far, so quotas keep what was used. Their counters
+        start at zero, which the meter takes as its new base.
+
+        NOTE: RADIUS accounting reads the elements' counters directly, so
+        its octet counts of an extended session start again from zero.
+        """
+        now = self._clocks.wall()
+        remaining = min(self.remaining(session) + seconds, MAX_SESSION_SECONDS)
+        expires_at = now + remaining
+        old_terms = self._meters.terms(session.id)
+        terms = accounting.with_boot_deadline(
+            old_terms, self._clocks.boot_id(), self._clocks.boot(), remaining
+        )
+        used = self._meters.total(session.id)
+        grants = [Grant(session.device, remaining, terms.limits, used)]
+        grants += [
+            Grant(Device(session.device.mac, ip), remaining, terms.limits)
+            for ip in sorted(self._learned.get(session.id, ()))
+        ]
+        await self._store.set_expiry([(session.id, expires_at)])
+        await self._store.save_terms(session.id, terms)
+        try:
+            self._enforcer.grant(grants)
+        except CapportError:
+            await self._store.set_expiry([(session.id, session.expires_at)])
+            await self._store.save_terms(session.id, old_terms)
+            raise
+        self._meters.start(session.id, terms, used, self._clocks.monotonic())
+        # save_terms replaced the row with the usage columns, so write them back.
+        record = self._meters.record(session.id)
+        await self._store.record_usage([] if record is None else [record])
+        updated = replace(session, expires_at=expires_at)
+        self._replace_indexed(session, updated)
+        self._deadlines[session.id] = self._clocks.monotonic() + remaining
+        log.info(
+            "Extended session %d of %s by %.0f s to %.0f s.",
+            session.id,
+            session.device,
+            seconds,
+            remaining,
+        )
+        return updated
+
+    def _replace_indexed(self, old: Session, new: Session) -> None:
+        """Put new in every index entry that holds old, learned addresses too."""
+        for ip in [old.device.ip, *self._learned.get(old.id, ())]:
+            if self._by_ip.get(ip) is old:
+                self._by_ip[ip] = new
+        if self._by_mac.get(old.device.mac) is old:
+            self._by_mac[old.device.mac] = new
+        self._active[old.id] = new
 
     def _unindex(self, session: Session) -> None:
         """Remove an ended session from the indexes; its learned ones are gone."""

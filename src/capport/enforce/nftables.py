@@ -25,6 +25,7 @@ from capport.enforce.base import DeviceUsage, Grant, IPNetwork
 from capport.enforce.conntrack import ConnectionTracker
 from capport.enforce.ruleset import ElementState, RulesetSpec
 from capport.errors import EnforcementError
+from capport.metrics import NFTABLES_TRANSACTION_SECONDS
 from capport.models import Device, IPAddress
 
 log = logging.getLogger("capport.enforce")
@@ -279,7 +280,7 @@ class NftablesEnforcer:
 
         action names what is being done, for the error message.
         """
-        with self._lock:
+        with self._lock, NFTABLES_TRANSACTION_SECONDS.time():
             return _run(self._nft, document, action)
 
     def close(self) -> None:

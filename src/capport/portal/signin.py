@@ -28,6 +28,7 @@ from capport.errors import (
     VoucherUnavailable,
 )
 from capport.gateway import Gateway
+from capport.metrics import LOGIN_FAILURES
 from capport.models import Device, IPAddress
 from capport.portal.csrf import CsrfTokens
 from capport.portal.errorpages import PageError
@@ -244,6 +245,7 @@ class SignInViews(PortalViews):
         reason goes to the log and must never contain the password or code.
         """
         self._limiter.record_failure(str(address))
+        LOGIN_FAILURES.labels(state.method or "unknown").inc()
         self._throttled.log(
             logging.INFO, "sign-in", "Sign-in by %s failed: %s.", address, reason
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from capport.accounting import SessionTerms, UsageRecord
+from capport.admin.records import ApiToken, Sample
 from capport.auth.entitlement import Entitlement
 from capport.auth.records import Contact, NewVoucher, User, Voucher
 from capport.models import Device, Session
@@ -146,4 +147,40 @@ class Store(Protocol):
 
     async def set_mac_override(self, mac: str, policy_name: str, now: float) -> None:
         """Store a runtime change to the MAC lists ("trusted", "blocked", "neither")."""
+        ...
+
+    # Admin API tokens, found by the SHA-256 digest of the token
+
+    async def add_token(self, token: ApiToken) -> None:
+        """Store a new token; raise RecordExists if the name is taken."""
+        ...
+
+    async def tokens(self) -> list[ApiToken]:
+        """Return every token, sorted by name."""
+        ...
+
+    async def token(self, digest: str) -> ApiToken | None:
+        """Return the token whose value has digest, or None."""
+        ...
+
+    async def touch_token(self, name: str, now: float) -> None:
+        """Record that the token called name was used at now."""
+        ...
+
+    async def remove_token(self, name: str) -> None:
+        """Delete a token; raise RecordNotFound if there is none."""
+        ...
+
+    # History
+
+    async def add_sample(self, sample: Sample, keep_after: float) -> None:
+        """Store a sample and delete those taken before keep_after."""
+        ...
+
+    async def samples(self, since: float) -> list[Sample]:
+        """Return the samples taken at or after since, oldest first."""
+        ...
+
+    async def session_starts(self, since: float) -> list[tuple[float, str]]:
+        """Return (started_at, method) of the sessions started at or after since."""
         ...

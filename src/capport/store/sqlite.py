@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from capport.accounting import SessionTerms, UsageRecord
+from capport.admin.records import ApiToken, Sample
 from capport.auth.entitlement import Entitlement, Method
 from capport.auth.records import Contact, NewVoucher, User, Voucher
 from capport.errors import DeviceLimitReached, StoreError
 from capport.models import Device, EndReason, Session
-from capport.store import accounts, policy
+from capport.store import accounts, admin, policy
 from capport.store.base import DeviceLimitPolicy, SessionStart
 from capport.store.schema import SCHEMA_VERSION, migrate
 
@@ -135,6 +136,32 @@ class SQLiteStore:
             lambda: policy.set_mac_override(self._conn, mac, policy_name, now)
         )
 
+    # Admin API tokens and history
+
+    async def add_token(self, token: ApiToken) -> None:
+        await self._run(lambda: self._write(admin.add_token, token))
+
+    async def tokens(self) -> list[ApiToken]:
+        return await self._run(lambda: admin.list_tokens(self._conn))
+
+    async def token(self, digest: str) -> ApiToken | None:
+        return await self._run(lambda: admin.find_token(self._conn, digest))
+
+    async def touch_token(self, name: str, now: float) -> None:
+        await self._run(lambda: self._write(admin.touch_token, name, now))
+
+    async def remove_token(self, name: str) -> None:
+        await self._run(lambda: self._write(admin.remove_token, name))
+
+    async def add_sample(self, sample: Sample, keep_after: float) -> None:
+        await self._run(lambda: self._write(admin.add_sample, sample, keep_after))
+
+    async def samples(self, since: float) -> list[Sample]:
+        return await self._run(lambda: admin.list_samples(self._conn, since))
+
+    async def session_starts(self, since: float) -> list[tuple[float, str]]:
+        return await self._run(lambda: admin.session_starts(self._conn, since))
+
     async def _run(self, work: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
@@ -154,6 +181,7 @@ class SQLiteStore:
         try:
             before = migrate(db, self._path)
             policy.create(db)
+            admin.create(db)
         except BaseException:
             db.close()
             raise

@@ -1,0 +1,1 @@
+"""The operator's HTTP API: clients, users, vouchers, history and metrics."""

@@ -1,0 +1,208 @@
+"""Request and response bodies of the admin API, as pydantic models.
+
+Request bodies are strict: a string where a number belongs is a 422, not a
+conversion, and unknown fields are rejected, so a typo in a field name is
+reported instead of ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from capport.auth.users import normalise_username
+from capport.config import MAX_SESSION_SECONDS
+from capport.models import normalise_mac
+
+# One request creates at most this many vouchers; the command line allows more.
+MAX_VOUCHERS_PER_REQUEST = 1000
+MAX_HISTORY_HOURS = 24 * 31
+
+Seconds = Annotated[float, Field(gt=0, le=MAX_SESSION_SECONDS, allow_inf_nan=False)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ErrorBody(BaseModel):
+    """What every 4xx carries: the problem, and the field it concerns if any."""
+
+    error: str
+    field: str | None = None
+
+
+# Clients
+
+
+class Client(BaseModel):
+    """An authorised device and its session."""
+
+    session: int
+    mac: str
+    ip: str
+    method: str
+    subject: str | None
+    since: float = Field(description="session start, seconds since the epoch")
+    expires: float = Field(description="session end, seconds since the epoch")
+    remaining: float = Field(description="seconds left")
+    bytes_up: int = Field(description="bytes the device sent, 0 when unknown")
+    bytes_down: int = Field(description="bytes the device received, 0 when unknown")
+    learned_ipv6: list[str] = Field(
+        description="IPv6 addresses of the MAC authorised with this session"
+    )
+
+
+class ClientList(BaseModel):
+    clients: list[Client]
+
+
+class Revoked(BaseModel):
+    revoked: list[Client]
+
+
+class Extended(BaseModel):
+    extended: list[Client]
+
+
+class GrantRequest(_Request):
+    mac: str = Field(examples=["02:00:00:00:00:11"])
+    ip: str = Field(examples=["192.0.2.11"])
+    duration: Seconds | None = Field(
+        default=None, description="seconds; session.duration when absent"
+    )
+
+    @field_validator("mac")
+    @classmethod
+    def _check_mac(cls, value: str) -> str:
+        return normalise_mac(value)
+
+    @field_validator("ip")
+    @classmethod
+    def _check_ip(cls, value: str) -> str:
+        try:
+            address = ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(
+                f"invalid IPv4 address {value!r}: expected one such as 192.0.2.11"
+            ) from None
+        return str(address)
+
+
+class ExtendRequest(_Request):
+    seconds: Seconds
+
+
+# Trusted and blocked MACs
+
+
+class MacList(BaseModel):
+    macs: list[str]
+
+
+class MacChange(BaseModel):
+    mac: str
+    policy: str = Field(description="trusted, blocked or neither")
+    ended: list[Client]
+
+
+# Status and history
+
+
+class TableState(BaseModel):
+    name: str
+    exists: bool
+    elements: dict[str, int] = Field(description="elements per set, as last listed")
+    listed_at: float | None = Field(description="when the sets were last listed")
+
+
+class SessionCounts(BaseModel):
+    active: int
+    by_method: dict[str, int]
+
+
+class Status(BaseModel):
+    version: str
+    uptime_seconds: float
+    table: TableState
+    sessions: SessionCounts
+    responder: dict[str, int]
+
+
+class HourPointBody(BaseModel):
+    start: float = Field(description="start of the hour, seconds since the epoch")
+    active_devices: int | None = Field(
+        description="most active sessions sampled in the hour; null without samples"
+    )
+    logins: int
+    logins_by_method: dict[str, int]
+    forwarded_bytes: int
+
+
+class History(BaseModel):
+    hours: int
+    points: list[HourPointBody]
+
+
+# Users and vouchers
+
+
+class UserBody(BaseModel):
+    name: str
+    created: float
+    max_devices: int | None
+
+
+class UserList(BaseModel):
+    users: list[UserBody]
+
+
+class NewUser(_Request):
+    name: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+    max_devices: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return normalise_username(value)
+
+
+class NewPassword(_Request):
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class VoucherBody(BaseModel):
+    id: int
+    state: str = Field(description="unused, in use, expired, used up or revoked")
+    duration: float
+    quota_bytes: int | None
+    max_devices: int | None
+    max_uses: int | None
+    uses: int
+    created: float
+    first_used: float | None
+    revoked: float | None
+
+
+class VoucherList(BaseModel):
+    vouchers: list[VoucherBody]
+
+
+class NewVouchers(_Request):
+    count: int = Field(default=1, ge=1, le=MAX_VOUCHERS_PER_REQUEST)
+    duration: Seconds
+    quota_bytes: int | None = Field(default=None, ge=1, le=2**62)
+    max_devices: int = Field(default=1, ge=1, le=1_000_000)
+    max_uses: int | None = Field(default=None, ge=1, le=1_000_000_000)
+
+
+class CreatedVoucher(BaseModel):
+    id: int
+    code: str = Field(description="shown only in this response; the store keeps a hash")
+
+
+class CreatedVouchers(BaseModel):
+    vouchers: list[CreatedVoucher]
