@@ -15,6 +15,7 @@ from rich.table import Column, Table
 from capport import __version__
 from capport.admin.commands import tokens_group
 from capport.auth.commands import users_group, vouchers_group
+from capport.bench.commands import bench_command
 from capport.client.commands import check, login
 from capport.config import ControlSection, load_config, parse_duration
 from capport.controlclient import ControlClient
@@ -268,6 +269,7 @@ for _command in _MAC_LIST_HELP:
     main.add_command(_mac_list_command(_command))
 
 main.add_command(lab_group)
+main.add_command(bench_command)
 main.add_command(check)
 main.add_command(login)
 main.add_command(users_group)
