@@ -9,8 +9,8 @@ from dataclasses import dataclass
 class Settings:
     """Durations and sizes for each benchmark. The defaults are the full run.
 
-    The full run takes about 6 to 9 minutes on a 2-core machine, within
-    the 15 minutes the command is allowed.
+    The full run took 5 to 10 minutes on a 2-core machine shared with other
+    work, within the 15 minutes the command is allowed.
     """
 
     quick: bool = False
