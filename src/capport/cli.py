@@ -6,6 +6,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich import box
@@ -92,6 +93,28 @@ def clients(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if len(rows) > PLAIN_LIST_ROWS:
+        _print_plain(rows)
+    else:
+        _print_table(rows)
+    click.echo(f"{len(rows)} authorised device(s).")
+
+
+# rich lays out a table in time that grows fast with its rows (about 45 s
+# for 100,000 on a 2-core machine), so long lists are printed as lines.
+PLAIN_LIST_ROWS = 1000
+
+
+def _print_plain(rows: list[dict[str, Any]]) -> None:
+    click.echo(f"{'MAC':<17}  {'IP':<15}  {'since':<14}  {'expires':<14}  remaining")
+    for row in rows:
+        click.echo(
+            f"{row['mac']}  {row['ip']:<15}  {_clock(row['since'])}  "
+            f"{_clock(row['expires'])}  {_duration(row['remaining'])}"
+        )
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
     table = Table(
         Column("MAC", no_wrap=True, min_width=17),
         Column("IP", min_width=15, overflow="fold"),
@@ -109,7 +132,6 @@ def clients(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
             _duration(row["remaining"]),
         )
     Console().print(table)
-    click.echo(f"{len(rows)} authorised device(s).")
 
 
 @main.command()

@@ -303,11 +303,13 @@ def _watch_neighbours(gateway: Gateway, index: int) -> NeighbourEvents:
         task.add_done_callback(tasks.discard)
 
     def on_neighbour(mac: str, ip: IPv6Address) -> None:
+        gateway.note_ipv6(mac, ip)
         # Most messages are state changes of addresses already authorised
         # or of captive devices, so they start no task.
         if gateway.would_learn(mac, ip):
             spawn(gateway.learn_ipv6(mac, ip))
 
+    gateway.follow_neighbour_events()
     events = NeighbourEvents(
         index,
         on_neighbour=on_neighbour,

@@ -102,6 +102,9 @@ class Gateway:
         # Every authorised address, learned IPv6 ones included, to its session.
         self._by_ip: dict[IPAddress, Session] = {}
         self._by_mac: dict[str, Session] = {}
+        # MAC to IPv6 addresses from neighbour messages; None until the
+        # daemon calls follow_neighbour_events, so grants dump the table.
+        self._ipv6_by_mac: dict[str, set[IPv6Address]] | None = None
         # Active sessions by id, in the order they were indexed.
         self._active: dict[int, Session] = {}
         self._learned: dict[int, set[IPv6Address]] = {}
@@ -251,6 +254,7 @@ class Gateway:
         async with self._lock:
             await self._load_mac_lists()
             now = self._clocks.wall()
+            clocks_now = (now, self._clocks.boot(), self._clocks.boot_id())
             active = await self._store.active_sessions()
             stored = await self._store.session_terms([s.id for s in active])
             kernel = self._previous_usage()
@@ -261,7 +265,7 @@ class Gateway:
                 terms = (
                     stored[session.id][0] if session.id in stored else SessionTerms()
                 )
-                remaining = self._remaining_at_start(session, terms)
+                remaining = self._remaining_at_start(session, terms, clocks_now)
                 blocked = self.is_blocked(session.device.mac)
                 if remaining <= 0 or blocked:
                     reason = EndReason.BLOCKED if blocked else EndReason.EXPIRED
@@ -336,14 +340,20 @@ class Gateway:
                 moved.append((session.id, expires_at))
         return moved
 
-    def _remaining_at_start(self, session: Session, terms: SessionTerms) -> float:
+    @staticmethod
+    def _remaining_at_start(
+        session: Session, terms: SessionTerms, clocks_now: tuple[float, float, str]
+    ) -> float:
+        # The clocks are read once per reconcile: reading them per session
+        # would make sessions late in a long loop look moved by a clock jump.
+        wall_now, boot_now, boot_id = clocks_now
         return accounting.remaining_seconds(
             started_at=session.started_at,
             expires_at=session.expires_at,
             terms=terms,
-            wall_now=self._clocks.wall(),
-            boot_now=self._clocks.boot(),
-            boot_id=self._clocks.boot_id(),
+            wall_now=wall_now,
+            boot_now=boot_now,
+            boot_id=boot_id,
         )
 
     def _previous_usage(self) -> dict[Device, DeviceUsage]:
@@ -470,13 +480,30 @@ class Gateway:
         )
         return True
 
+    def follow_neighbour_events(self) -> None:
+        """Keep a MAC-to-IPv6 map from neighbour messages instead of dumping.
+
+        Without it every grant dumps the kernel's IPv6 neighbour table,
+        whose cost grows with the LAN. The caller feeds note_ipv6 with every
+        message and calls learn_all_ipv6 to fill the map and after overflows.
+        """
+        self._ipv6_by_mac = {}
+
+    def note_ipv6(self, mac: str, ip: IPv6Address) -> None:
+        """Record that the kernel resolved ip to mac on the LAN."""
+        if self._ipv6_by_mac is not None:
+            self._ipv6_by_mac.setdefault(mac, set()).add(ip)
+
     async def learn_all_ipv6(self) -> int:
         """Authorise every IPv6 neighbour entry of an authorised MAC; return how many.
 
         This catches up after neighbour messages were lost.
         """
         learned = 0
-        for mac, addresses in self._neighbours.ipv6_neighbours().items():
+        table = self._neighbours.ipv6_neighbours()
+        if self._ipv6_by_mac is not None:
+            self._ipv6_by_mac = {mac: set(ips) for mac, ips in table.items()}
+        for mac, addresses in table.items():
             for ip in addresses:
                 learned += await self.learn_ipv6(mac, ip)
         return learned
@@ -755,7 +782,11 @@ class Gateway:
         Each address goes to one session only. An address that authorised
         maps to a session of another MAC is left to that session.
         """
-        by_mac = self._neighbours.ipv6_neighbours() if sessions else {}
+        by_mac: Mapping[str, Iterable[IPv6Address]] = {}
+        if self._ipv6_by_mac is not None:
+            by_mac = self._ipv6_by_mac
+        elif sessions:
+            by_mac = self._neighbours.ipv6_neighbours()
         taken: set[IPv6Address] = set()
         found: dict[int, set[IPv6Address]] = {}
         for session in sessions:

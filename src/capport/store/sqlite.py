@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from capport.accounting import SessionTerms, UsageRecord
 from capport.admin.records import ApiToken, Sample
@@ -122,11 +122,19 @@ class SQLiteStore:
 
     async def record_usage(self, records: list[UsageRecord]) -> None:
         if records:
-            await self._run(lambda: policy.record_usage(self._conn, records))
+            await self._run(lambda: self._in_transaction(policy.record_usage, records))
 
     async def set_expiry(self, expiries: list[tuple[int, float]]) -> None:
         if expiries:
-            await self._run(lambda: policy.set_expiry(self._conn, expiries))
+            await self._run(lambda: self._in_transaction(policy.set_expiry, expiries))
+
+    def _in_transaction(
+        self, work: Callable[[sqlite3.Connection, Any], None], rows: Any
+    ) -> None:
+        # The connection is in autocommit mode, so without one transaction
+        # every row of an executemany would be its own synchronous commit.
+        with _transaction(self._conn):
+            work(self._conn, rows)
 
     async def mac_overrides(self) -> dict[str, str]:
         return await self._run(lambda: policy.mac_overrides(self._conn))
