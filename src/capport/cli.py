@@ -71,7 +71,7 @@ def run(config_path: Path, check: bool) -> None:
             check_daemon(config)
             click.echo(f"{config_path}: configuration and host are valid.")
             return
-        configure_logging(config.log.level)
+        configure_logging(config.log)
         run_daemon(config, config_path)
     except CapportError as error:
         raise click.ClickException(str(error)) from None

@@ -46,6 +46,7 @@ from capport.logs import configure_logging
 from capport.metrics import LoginCounter
 from capport.neighbour_events import NeighbourEvents
 from capport.netlink import NetlinkNeighbours, check_host
+from capport.portal.accesslog import AccessLogMiddleware
 from capport.portal.app import create_portal_app
 from capport.portal.guard import ConnectionGuard, guarded_protocol
 from capport.portal.views import GRANT_METHOD
@@ -225,7 +226,9 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
                 background.append(asyncio.create_task(accounting.run()))
                 stack.push_async_callback(accounting.close)
 
-        portal_app = create_portal_app(gateway, signer, config, secret, radius)
+        portal_app = AccessLogMiddleware(
+            create_portal_app(gateway, signer, config, secret, radius)
+        )
         guard = ConnectionGuard(
             config.portal.max_connections,
             config.portal.max_connections_per_client,
@@ -396,7 +399,7 @@ class _Reloader:
             configured_entitlement(applied.session, GRANT_METHOD)
         )
         self._signer.lifetime = applied.session.token_lifetime
-        configure_logging(applied.log.level)
+        configure_logging(applied.log)
 
         pending = restart_keys(self._config, new)
         if pending:

@@ -1,0 +1,246 @@
+"""Key=value log lines, hidden secrets, counted repeats and the [log] settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from capport.config import ConfigError, LogSection, parse_config
+from capport.logformat import (
+    KeyValueFormatter,
+    RepeatFilter,
+    TextFormatter,
+    format_timestamp,
+    quote_value,
+)
+from capport.logs import configure_logging
+
+BASE = {"gateway": {"interface": "lan0"}, "portal": {"address": "192.0.2.1"}}
+
+
+def make_record(
+    message: str = "Granted session %d.",
+    args: tuple[object, ...] = (7,),
+    level: int = logging.INFO,
+    name: str = "capport.gateway",
+    **extra: object,
+) -> logging.LogRecord:
+    record = logging.LogRecord(name, level, __file__, 1, message, args, None)
+    for key, value in extra.items():
+        setattr(record, key, value)
+    record.created = 1796400000.25
+    return record
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    access = logging.getLogger("capport.access")
+    saved_access = (access.handlers[:], access.level, access.propagate)
+    yield
+    configure_logging(LogSection(access_log="off"))
+    root.handlers[:], root.level = saved
+    access.handlers[:], access.level, access.propagate = saved_access
+    logging.getLogger("capport.enforce").setLevel(logging.NOTSET)
+
+
+def test_quote_value_bare_word() -> None:
+    assert quote_value("02:00:00:00:00:11") == "02:00:00:00:00:11"
+
+
+def test_quote_value_space_quoted() -> None:
+    assert quote_value('a "b" c') == '"a \\"b\\" c"'
+
+
+def test_quote_value_newline_escaped() -> None:
+    assert quote_value("one\ntwo") == '"one\\ntwo"'
+
+
+def test_quote_value_empty_and_equals() -> None:
+    assert quote_value("") == '""'
+    assert quote_value("a=b") == '"a=b"'
+
+
+def test_timestamp_is_utc_with_milliseconds() -> None:
+    assert format_timestamp(1796400000.25) == "2026-12-04T16:00:00.250Z"
+
+
+def test_keyvalue_line_fields() -> None:
+    line = KeyValueFormatter().format(make_record(session=7, mac="02:00:00:00:00:11"))
+    assert line == (
+        "ts=2026-12-04T16:00:00.250Z level=info logger=capport.gateway "
+        'msg="Granted session 7." session=7 mac=02:00:00:00:00:11'
+    )
+
+
+def test_keyvalue_line_is_one_line_with_traceback() -> None:
+    try:
+        raise ValueError("bad\nvalue")
+    except ValueError:
+        import sys
+
+        record = make_record()
+        record.exc_info = sys.exc_info()
+    line = KeyValueFormatter().format(record)
+    assert "\n" not in line
+    assert "exc=" in line
+
+
+def test_keyvalue_hides_secret_fields() -> None:
+    record = make_record(password="hunter2", token="abc", voucher_code="K7QXM")
+    line = KeyValueFormatter().format(record)
+    assert "hunter2" not in line
+    assert "abc" not in line.split("msg=")[1]
+    assert "K7QXM" not in line
+    assert "password=(hidden)" in line
+
+
+def test_text_line_appends_extra_fields() -> None:
+    line = TextFormatter().format(make_record(session=7))
+    assert line.endswith("capport.gateway: Granted session 7. [session=7]")
+
+
+def test_text_line_without_extra_unchanged() -> None:
+    line = TextFormatter().format(make_record())
+    assert line.endswith("capport.gateway: Granted session 7.")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def warning(message: str = "Lookup of %s failed.", arg: str = "x") -> logging.LogRecord:
+    return make_record(message, (arg,), level=logging.WARNING)
+
+
+def test_repeat_filter_passes_first() -> None:
+    assert RepeatFilter(60, FakeClock()).filter(warning())
+
+
+def test_repeat_filter_drops_repeats_in_window() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    repeats.filter(warning(arg="a"))
+    assert not repeats.filter(warning(arg="b"))
+    assert not repeats.filter(warning(arg="c"))
+
+
+def test_repeat_filter_reports_count_after_window() -> None:
+    clock = FakeClock()
+    repeats = RepeatFilter(60, clock)
+    for arg in "abcd":
+        repeats.filter(warning(arg=arg))
+    clock.now += 61
+    record = warning(arg="e")
+    assert repeats.filter(record)
+    assert record.repeated == 3
+
+
+def test_repeat_filter_no_count_without_repeats() -> None:
+    clock = FakeClock()
+    repeats = RepeatFilter(60, clock)
+    repeats.filter(warning())
+    clock.now += 61
+    record = warning()
+    assert repeats.filter(record)
+    assert not hasattr(record, "repeated")
+
+
+def test_repeat_filter_keeps_distinct_messages() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    assert repeats.filter(warning("First problem %s."))
+    assert repeats.filter(warning("Second problem %s."))
+
+
+def test_repeat_filter_passes_info() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    assert repeats.filter(make_record())
+    assert repeats.filter(make_record())
+
+
+def test_config_log_defaults() -> None:
+    log = parse_config(BASE).log
+    assert log.format == "text"
+    assert log.access_log == "stderr"
+    assert log.levels == {}
+
+
+def test_config_log_levels_per_logger() -> None:
+    document = {**BASE, "log": {"levels": {"capport.enforce": "debug"}}}
+    assert parse_config(document).log.levels == {"capport.enforce": "debug"}
+
+
+def test_config_log_level_invalid() -> None:
+    document = {**BASE, "log": {"levels": {"capport.enforce": "loud"}}}
+    with pytest.raises(ConfigError, match="log.levels"):
+        parse_config(document)
+
+
+def test_config_log_format_invalid() -> None:
+    with pytest.raises(ConfigError, match="log.format"):
+        parse_config({**BASE, "log": {"format": "json"}})
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configured_keyvalue_reaches_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogSection(format="keyvalue", access_log="off"))
+    logging.getLogger("capport.gateway").warning(
+        "Session %d ended.", 5, extra={"session": 5}
+    )
+    err = capsys.readouterr().err
+    assert (
+        'level=warning logger=capport.gateway msg="Session 5 ended." session=5' in err
+    )
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configured_repeats_collapsed(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogSection(access_log="off"))
+    for number in range(5):
+        logging.getLogger("capport.enforce").error("Listing failed: %d", number)
+    err = capsys.readouterr().err
+    assert err.count("Listing failed") == 1
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configured_logger_level(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(
+        LogSection(
+            level="warning", levels={"capport.enforce": "debug"}, access_log="off"
+        )
+    )
+    logging.getLogger("capport.enforce").debug("Detail shown.")
+    logging.getLogger("capport.portal").info("Detail hidden.")
+    err = capsys.readouterr().err
+    assert "Detail shown." in err
+    assert "Detail hidden." not in err
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_reload_resets_dropped_logger_level() -> None:
+    configure_logging(LogSection(levels={"capport.enforce": "debug"}, access_log="off"))
+    configure_logging(LogSection(access_log="off"))
+    assert logging.getLogger("capport.enforce").level == logging.NOTSET
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_access_log_to_file(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    configure_logging(LogSection(access_log=str(path)))
+    logging.getLogger("capport.access").info("192.0.2.11 GET / 200 1.0 ms")
+    logging.getLogger("capport.gateway").info("Not an access line.")
+    assert path.read_text().count("\n") == 1
+    assert "GET / 200" in path.read_text()
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_access_log_file_unwritable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="log.access_log"):
+        configure_logging(LogSection(access_log=str(tmp_path / "no" / "access.log")))
