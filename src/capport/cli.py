@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from capport import __version__
+from capport.acct.commands import accounting_group
 from capport.admin.commands import tokens_group
 from capport.auth.commands import users_group, vouchers_group
 from capport.client.commands import check, login
@@ -273,6 +274,7 @@ main.add_command(login)
 main.add_command(users_group)
 main.add_command(vouchers_group)
 main.add_command(tokens_group)
+main.add_command(accounting_group)
 
 
 def _control(config_path: Path, socket_path: Path | None) -> ControlClient:

@@ -21,6 +21,7 @@ import uvloop
 from starlette.types import ASGIApp
 
 from capport.accounting import configured_entitlement
+from capport.acct.recorder import AccountingRecorder
 from capport.admin.app import create_admin_app, create_socket_app
 from capport.admin.context import AdminContext
 from capport.admin.history import Sampler
@@ -194,6 +195,14 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         stack.push_async_callback(responder.stop)
         control_socket = bind_control_socket(config.control.socket)
         gateway.add_observer(LoginCounter())
+        recorder = AccountingRecorder(
+            store,
+            config.store.retention,
+            counters=enforcer.counters,
+            sessions=gateway.sessions,
+        )
+        gateway.add_observer(recorder)
+        stack.push_async_callback(recorder.close)
         await gateway.start()
         events = _watch_neighbours(gateway, neighbours.index)
         stack.callback(events.close)
@@ -214,6 +223,7 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
                 gateway.run_accounting(config.session.accounting_interval)
             ),
             asyncio.create_task(sampler.run()),
+            asyncio.create_task(recorder.run()),
         ]
         if config.walled_garden.hosts:
             background.append(asyncio.create_task(garden.run()))
