@@ -4,9 +4,11 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 480;
-const HEIGHT = 200;
-const MARGIN = { top: 12, right: 8, bottom: 26, left: 52 };
-const GRID_LINES = 4;
+const HEIGHT = 220;
+const MARGIN = { top: 12, right: 8, bottom: 28, left: 64 };
+// Grid lines per leading digit of the axis maximum, so that each line
+// falls on a round value: 0-10 in steps of 2, 0-20 in 5, 0-50 in 10.
+const GRID_LINES = { 1: 5, 2: 4, 5: 5 };
 const LABEL_EVERY_HOURS = 6;
 
 // Return the smallest of 1, 2 or 5 times a power of ten that is >= value.
@@ -41,7 +43,9 @@ export function drawChart(container, points, options) {
   const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
   const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
   const values = points.map((point) => point.y).filter((y) => y !== null);
-  const maximum = niceMaximum(Math.max(0, ...values));
+  // Counts get at least 0-5, so a quiet hour does not draw fractional lines.
+  const maximum = niceMaximum(Math.max(options.minimum || 0, ...values));
+  const gridLines = GRID_LINES[Number(String(maximum.toExponential()).charAt(0))] || 4;
   const slot = plotWidth / Math.max(1, points.length);
   const yOf = (value) => MARGIN.top + plotHeight - (value / maximum) * plotHeight;
 
@@ -54,8 +58,8 @@ export function drawChart(container, points, options) {
   svg.append(element("title", {}, options.title));
 
   // Horizontal grid lines with their values, from 0 to the maximum.
-  for (let line = 0; line <= GRID_LINES; line += 1) {
-    const value = (maximum * line) / GRID_LINES;
+  for (let line = 0; line <= gridLines; line += 1) {
+    const value = (maximum * line) / gridLines;
     const y = yOf(value);
     svg.append(element("line", {
       x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: y, y2: y, class: "grid",

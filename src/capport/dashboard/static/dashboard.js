@@ -45,10 +45,10 @@ async function refreshHistory() {
   const points = history.points;
   const series = (value) => points.map((point) => ({ x: point.start, y: value(point) }));
   drawChart(document.getElementById("chart-active"), series((p) => p.active_devices), {
-    kind: "line", format: formatCount, label: formatHour, title: "Active devices per hour",
+    kind: "line", minimum: 5, format: formatCount, label: formatHour, title: "Active devices per hour",
   });
   drawChart(document.getElementById("chart-logins"), series((p) => p.logins), {
-    kind: "bars", format: formatCount, label: formatHour, title: "Logins per hour",
+    kind: "bars", minimum: 5, format: formatCount, label: formatHour, title: "Logins per hour",
   });
   drawChart(document.getElementById("chart-traffic"), series((p) => p.forwarded_bytes), {
     kind: "bars", format: formatBytes, label: formatHour, title: "Traffic per hour",

@@ -48,3 +48,15 @@ export function formatHour(epochSeconds) {
 export function formatCount(value) {
   return Number(value || 0).toLocaleString();
 }
+
+// A voucher's time in words: "2 hours", "90 minutes", "1 day".
+export function formatPeriod(seconds) {
+  const units = [[86400, "day"], [3600, "hour"], [60, "minute"]];
+  for (const [size, name] of units) {
+    if (seconds >= size && seconds % size === 0) {
+      const count = seconds / size;
+      return `${count} ${name}${count === 1 ? "" : "s"}`;
+    }
+  }
+  return formatDuration(seconds);
+}

@@ -3,12 +3,12 @@
 
 import { request, setUpSignIn, showError } from "./api.js";
 import { parseCodes } from "./codes.js";
-import { formatDuration } from "./format.js";
+import { formatPeriod } from "./format.js";
 
 function describe(voucher) {
   const parts = [];
   if (voucher.duration) {
-    parts.push(`${formatDuration(voucher.duration)} of access`);
+    parts.push(`${formatPeriod(voucher.duration)} of access`);
   }
   if (voucher.devices) {
     parts.push(voucher.devices === 1 ? "1 device" : `${voucher.devices} devices`);
