@@ -51,7 +51,7 @@ async function refreshHistory() {
     kind: "bars", minimum: 5, format: formatCount, label: formatHour, title: "Logins per hour",
   });
   drawChart(document.getElementById("chart-traffic"), series((p) => p.forwarded_bytes), {
-    kind: "bars", format: formatBytes, label: formatHour, title: "Traffic per hour",
+    kind: "bars", minimum: 1000, format: formatBytes, label: formatHour, title: "Traffic per hour",
   });
   const logins = points.reduce((sum, point) => sum + point.logins, 0);
   const traffic = points.reduce((sum, point) => sum + point.forwarded_bytes, 0);
