@@ -19,6 +19,7 @@ from capport.auth.commands import users_group, vouchers_group
 from capport.client.commands import check, login
 from capport.config import ControlSection, load_config, parse_duration
 from capport.controlclient import ControlClient
+from capport.doctor.command import doctor
 from capport.errors import CapportError
 from capport.lab.commands import lab_group
 
@@ -275,6 +276,7 @@ main.add_command(users_group)
 main.add_command(vouchers_group)
 main.add_command(tokens_group)
 main.add_command(accounting_group)
+main.add_command(doctor)
 
 
 def _control(config_path: Path, socket_path: Path | None) -> ControlClient:
