@@ -19,6 +19,8 @@ from typing import Any
 _STANDARD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
 ) | {"message", "asctime", "taskName"}
+# uvicorn passes a copy of its message with terminal colour codes.
+_IGNORED_EXTRA = frozenset({"color_message"})
 
 # Field names whose values are never written out: passwords, voucher codes,
 # RADIUS secrets and admin tokens.
@@ -47,7 +49,9 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     """Return the fields a logging call passed through `extra`, secrets hidden."""
     fields = {}
     for name, value in vars(record).items():
-        if name in _STANDARD_ATTRIBUTES or name.startswith("_"):
+        if name in _STANDARD_ATTRIBUTES or name in _IGNORED_EXTRA:
+            continue
+        if name.startswith("_"):
             continue
         fields[name] = HIDDEN if _SECRET_NAME.search(name) else value
     return fields

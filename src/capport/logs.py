@@ -36,7 +36,7 @@ def configure_logging(settings: LogSection | str) -> None:
     root.setLevel(settings.level.upper())
     # uvicorn logs every request at INFO; capport.access replaces that.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    _configure_access_log(settings, formatter)
+    _configure_access_log(settings, _access_formatter(settings.format))
     for name in _levelled - set(settings.levels):
         logging.getLogger(name).setLevel(logging.NOTSET)
     for name, level in settings.levels.items():
@@ -48,6 +48,14 @@ def configure_logging(settings: LogSection | str) -> None:
 def make_formatter(name: str) -> logging.Formatter:
     """Return the formatter for log.format: "text" or "keyvalue"."""
     return KeyValueFormatter() if name == "keyvalue" else TextFormatter()
+
+
+def _access_formatter(name: str) -> logging.Formatter:
+    # An access line's message already contains its fields, so the text
+    # format does not repeat them; the key=value format keeps them as fields.
+    if name == "keyvalue":
+        return KeyValueFormatter()
+    return logging.Formatter("%(asctime)s %(name)s: %(message)s")
 
 
 def _configure_access_log(settings: LogSection, formatter: logging.Formatter) -> None:

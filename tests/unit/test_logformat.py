@@ -104,6 +104,12 @@ def test_text_line_appends_extra_fields() -> None:
     assert line.endswith("capport.gateway: Granted session 7. [session=7]")
 
 
+def test_uvicorn_color_message_left_out() -> None:
+    record = make_record(color_message="Started \x1b[36m%d\x1b[0m")
+    assert "color_message" not in TextFormatter().format(record)
+    assert "color_message" not in KeyValueFormatter().format(record)
+
+
 def test_text_line_without_extra_unchanged() -> None:
     line = TextFormatter().format(make_record())
     assert line.endswith("capport.gateway: Granted session 7.")
@@ -244,3 +250,51 @@ def test_access_log_to_file(tmp_path: Path) -> None:
 def test_access_log_file_unwritable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="log.access_log"):
         configure_logging(LogSection(access_log=str(tmp_path / "no" / "access.log")))
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_text_access_line_not_repeated(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogSection())
+    logging.getLogger("capport.access").info(
+        "192.0.2.11 GET / 200 1.0 ms", extra={"client": "192.0.2.11", "status": 200}
+    )
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("capport.access: 192.0.2.11 GET / 200 1.0 ms")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_keyvalue_access_line_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogSection(format="keyvalue"))
+    logging.getLogger("capport.access").info(
+        "192.0.2.11 GET / 200 1.0 ms", extra={"client": "192.0.2.11", "status": 200}
+    )
+    err = capsys.readouterr().err
+    assert "logger=capport.access" in err
+    assert err.rstrip().endswith("client=192.0.2.11 status=200")
+
+
+def test_gateway_grant_logs_session_fields(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from capport.enforce.base import MemoryEnforcer
+    from capport.gateway import Gateway
+    from capport.models import Device
+    from capport.neighbours import MemoryNeighbours
+    from capport.store.sqlite import SQLiteStore
+
+    device = Device.parse("02:00:00:00:00:11", "192.0.2.11")
+    store = SQLiteStore(tmp_path / "s.db")
+    gateway = Gateway(store, MemoryEnforcer(), MemoryNeighbours(), 600)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.grant(device, "click-through")
+        await store.close()
+
+    caplog.set_level(logging.INFO, "capport.gateway")
+    asyncio.run(scenario())
+    [record] = [r for r in caplog.records if r.getMessage().startswith("Granted")]
+    line = KeyValueFormatter().format(record)
+    assert "mac=02:00:00:00:00:11 ip=192.0.2.11 method=click-through" in line
