@@ -409,7 +409,12 @@ class _Reloader:
             configured_entitlement(applied.session, GRANT_METHOD)
         )
         self._signer.lifetime = applied.session.token_lifetime
-        configure_logging(applied.log)
+        try:
+            configure_logging(applied.log)
+        except CapportError as error:
+            # An access log file that cannot be opened leaves the old handlers.
+            log.error("Reload kept the previous log settings: %s", error)
+            applied = applied.model_copy(update={"log": self._config.log})
 
         pending = restart_keys(self._config, new)
         if pending:

@@ -24,19 +24,26 @@ _levelled: set[str] = set()
 
 
 def configure_logging(settings: LogSection | str) -> None:
-    """Apply the [log] settings; a bare level string keeps the other defaults."""
+    """Apply the [log] settings; a bare level string keeps the other defaults.
+
+    Raises ConfigError, having changed nothing, when the access log file
+    cannot be opened.
+    """
     if isinstance(settings, str):
         settings = LogSection(level=settings)  # type: ignore[arg-type]
-    formatter = make_formatter(settings.format)
+    access_handler = _access_handler(settings)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(make_formatter(settings.format))
     handler.addFilter(RepeatFilter(settings.repeat_window))
     root = logging.getLogger()
     _replace_handlers(root, [handler])
     root.setLevel(settings.level.upper())
     # uvicorn logs every request at INFO; capport.access replaces that.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    _configure_access_log(settings, _access_formatter(settings.format))
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.propagate = False
+    access.setLevel(logging.INFO)
+    _replace_handlers(access, [access_handler])
     for name in _levelled - set(settings.levels):
         logging.getLogger(name).setLevel(logging.NOTSET)
     for name, level in settings.levels.items():
@@ -50,29 +57,22 @@ def make_formatter(name: str) -> logging.Formatter:
     return KeyValueFormatter() if name == "keyvalue" else TextFormatter()
 
 
-def _access_formatter(name: str) -> logging.Formatter:
-    # An access line's message already contains its fields, so the text
-    # format does not repeat them; the key=value format keeps them as fields.
-    if name == "keyvalue":
-        return KeyValueFormatter()
-    return logging.Formatter("%(asctime)s %(name)s: %(message)s")
-
-
-def _configure_access_log(settings: LogSection, formatter: logging.Formatter) -> None:
-    access = logging.getLogger(ACCESS_LOGGER)
-    access.propagate = False
-    access.setLevel(logging.INFO)
+def _access_handler(settings: LogSection) -> logging.Handler:
     target = settings.access_log
     if target == "off":
-        _replace_handlers(access, [logging.NullHandler()])
-        return
+        return logging.NullHandler()
     handler: logging.Handler
     if target == "stderr":
         handler = logging.StreamHandler(sys.stderr)
     else:
         handler = _open_file_handler(Path(target))
-    handler.setFormatter(formatter)
-    _replace_handlers(access, [handler])
+    # An access line's message already contains its fields, so the text
+    # format does not repeat them; the key=value format keeps them as fields.
+    if settings.format == "keyvalue":
+        handler.setFormatter(KeyValueFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    return handler
 
 
 def _open_file_handler(path: Path) -> logging.Handler:

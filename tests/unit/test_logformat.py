@@ -253,6 +253,17 @@ def test_access_log_file_unwritable(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("restore_logging")
+def test_unwritable_access_log_changes_nothing(tmp_path: Path) -> None:
+    configure_logging(LogSection(access_log="off"))
+    root_handlers = logging.getLogger().handlers[:]
+    with pytest.raises(ConfigError):
+        configure_logging(
+            LogSection(format="keyvalue", access_log=str(tmp_path / "no" / "a.log"))
+        )
+    assert logging.getLogger().handlers == root_handlers
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_text_access_line_not_repeated(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(LogSection())
     logging.getLogger("capport.access").info(
