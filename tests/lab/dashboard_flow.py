@@ -9,9 +9,10 @@ process listing:
         --screenshots test-artifacts/dashboard
 
 Chromium opens the dashboard, enters the token, finds the device's row,
-searches for it, revokes it through the confirmation dialog and waits for
-the row to go. It then looks at the page at phone width and creates
-vouchers on the voucher sheet page, screen and print layouts. It prints
+searches for it, looks at the page at phone width, revokes the device
+through the confirmation dialog and waits for the row to go. It then
+creates vouchers on the voucher sheet page, in screen and print layouts,
+and lays out pasted codes. It prints
 one JSON object with what it saw and exits with 0, or with 1 when a step
 raised an error (named in "error"). Playwright drives Debian's chromium
 through executable_path; it never downloads a browser.
@@ -34,6 +35,7 @@ from playwright.sync_api import Error as PlaywrightError
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 VOUCHER_COUNT = 6
+PASTED_CODES = ("k7qxm3hnpd", "AB2CD-EF3GH")
 
 
 class Recorder:
@@ -84,7 +86,7 @@ def search(page: Page, shots: Recorder, options: argparse.Namespace) -> None:
 
 
 def revoke(page: Page, shots: Recorder, options: argparse.Namespace) -> None:
-    """Step 3: Revoke opens the dialog; confirming it removes the row."""
+    """Step 4: Revoke opens the dialog; confirming it removes the row."""
     page.get_by_role("button", name=f"Revoke {options.mac}").click()
     dialog = page.locator("#confirm-revoke")
     dialog.wait_for(state="visible")
@@ -99,7 +101,7 @@ def revoke(page: Page, shots: Recorder, options: argparse.Namespace) -> None:
 
 
 def phone(page: Page, shots: Recorder) -> None:
-    """Step 4: the same page at phone width must not scroll sideways."""
+    """Step 3: the same page at phone width must not scroll sideways."""
     page.set_viewport_size(PHONE)
     shots.result["phone_scroll_width"] = page.evaluate(
         "() => document.documentElement.scrollWidth"
@@ -125,6 +127,13 @@ def voucher_sheet(page: Page, shots: Recorder, options: argparse.Namespace) -> N
     shots.result["print_form_visible"] = page.locator("#create-form").is_visible()
     shots.shot("vouchers-print.png")
     page.emulate_media(media="screen")
+
+    # Codes printed earlier by `capport vouchers create --csv` are laid out
+    # from the text box, without asking the gateway.
+    page.fill("#existing-codes", "\n".join(PASTED_CODES))
+    page.get_by_role("button", name="Lay out", exact=True).click()
+    cards.nth(len(PASTED_CODES) - 1).wait_for()
+    shots.result["pasted_codes"] = cards.locator(".code").all_inner_texts()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             sign_in(page, shots, options)
             search(page, shots, options)
-            revoke(page, shots, options)
             phone(page, shots)
+            revoke(page, shots, options)
             voucher_sheet(page, shots, options)
         except PlaywrightError as error:
             result["error"] = f"{type(error).__name__}: {error}"

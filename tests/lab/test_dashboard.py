@@ -174,6 +174,10 @@ def test_voucher_sheet_states_terms(flow: dict[str, Any]) -> None:
     assert flow.get("voucher_details") == "2 hours of access · 1 device", flow
 
 
+def test_pasted_codes_laid_out(flow: dict[str, Any]) -> None:
+    assert flow.get("pasted_codes") == ["K7QXM-3HNPD", "AB2CD-EF3GH"], flow
+
+
 def test_print_layout_hides_forms(flow: dict[str, Any]) -> None:
     assert flow.get("print_form_visible") is False, flow
 

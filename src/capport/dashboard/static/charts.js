@@ -4,8 +4,8 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 480;
-const HEIGHT = 220;
-const MARGIN = { top: 12, right: 8, bottom: 28, left: 64 };
+const HEIGHT = 226;
+const MARGIN = { top: 12, right: 8, bottom: 34, left: 64 };
 // Grid lines per leading digit of the axis maximum, so that each line
 // falls on a round value: 0-10 in steps of 2, 0-20 in 5, 0-50 in 10.
 const GRID_LINES = { 1: 5, 2: 4, 5: 5 };
