@@ -199,7 +199,6 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             store,
             config.store.retention,
             counters=enforcer.counters,
-            sessions=gateway.sessions,
         )
         gateway.add_observer(recorder)
         stack.push_async_callback(recorder.close)

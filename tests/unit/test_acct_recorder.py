@@ -58,11 +58,12 @@ class Bench:
         self.gateway = Gateway(
             self.store, MemoryEnforcer(), neighbours, 600, self.clock.clocks()
         )
+        self.sampled: dict[Device, int] = {}
         self.recorder = AccountingRecorder(
             self.store,
             90 * DAY,
             counters=self.counters,
-            sessions=self.gateway.sessions,
+            sampled=lambda: self.sampled,
             wall=lambda: self.clock.wall,
             monotonic=lambda: self.clock.mono,
         )
@@ -122,10 +123,9 @@ def test_expired_session_recorded(tmp_path: Path) -> None:
 def test_sampled_bytes_kept_after_kernel_drop(tmp_path: Path) -> None:
     async def scenario(bench: Bench) -> None:
         await bench.gateway.grant(A, "click-through")
-        bench.counters.values[A] = Count(700)
-        await bench.recorder.sample()
-        # The kernel's element timed out first, taking its counter with it.
-        del bench.counters.values[A]
+        # The history sampler's last listing saw 700 bytes; then the kernel's
+        # element timed out, taking its counter with it.
+        bench.sampled[A] = 700
         bench.clock.advance(601)
         await bench.gateway.expire_due()
 
@@ -143,6 +143,17 @@ def test_endings_share_one_counter_read(tmp_path: Path) -> None:
         assert bench.counters.reads - reads_before == 1
 
     assert len(run(tmp_path, scenario)) == 2
+
+
+def test_fresh_count_preferred_to_sample(tmp_path: Path) -> None:
+    async def scenario(bench: Bench) -> None:
+        await bench.gateway.grant(A, "click-through")
+        bench.sampled[A] = 700
+        bench.counters.values[A] = Count(900)
+        await bench.gateway.revoke_mac(A.mac, EndReason.REVOKED)
+
+    [record] = run(tmp_path, scenario)
+    assert record.bytes_up == 900
 
 
 def test_active_session_not_recorded(tmp_path: Path) -> None:
@@ -173,7 +184,7 @@ def test_run_prunes_at_start(tmp_path: Path) -> None:
         await bench.gateway.revoke_mac(A.mac, EndReason.REVOKED)
         await bench.recorder.close()
         bench.clock.advance(91 * DAY)
-        task = asyncio.create_task(bench.recorder.run(sample_interval=0.01))
+        task = asyncio.create_task(bench.recorder.run(interval=0.01))
         await asyncio.sleep(0.05)
         task.cancel()
 

@@ -2,9 +2,10 @@
 
 The recorder is a session observer of the gateway. The forward chain's
 per-device counters count what a device sends, and the kernel drops them
-with the element, so the recorder reads them while a session is ending and
-also samples them periodically. A session whose element timed out in the
-kernel before the daemon ended it keeps its last sampled count.
+with the element, so the recorder reads them while a session is ending.
+A session whose element timed out in the kernel before the daemon ended it
+gets the count of the history sampler's last listing, which runs every
+minute, so no second periodic listing of the whole set is needed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from capport.store.base import Store
 log = logging.getLogger("capport.accounting")
 
 PRUNE_INTERVAL = 86400.0
-SAMPLE_INTERVAL = 60.0
 # Sessions that end together (an expiry pass) share one listing of the
 # kernel's counters rather than listing the whole set once each.
 COUNTERS_MAX_AGE = 1.0
@@ -35,6 +35,8 @@ class ByteCount(Protocol):
 
 
 CountersSource = Callable[[], Mapping[Device, ByteCount]]
+# Bytes each device had sent at the last periodic listing of the counters.
+SampledBytes = Callable[[], Mapping[Device, int]]
 
 
 class AccountingRecorder:
@@ -46,14 +48,14 @@ class AccountingRecorder:
         retention: float,
         *,
         counters: CountersSource | None = None,
-        sessions: Callable[[], list[Session]] = list,
+        sampled: SampledBytes | None = None,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._retention = retention
         self._counters = counters
-        self._sessions = sessions
+        self._sampled = sampled
         self._wall = wall
         self._monotonic = monotonic
         self._bytes_up: dict[int, int] = {}
@@ -64,18 +66,25 @@ class AccountingRecorder:
     # SessionObserver
 
     def session_started(self, session: Session) -> None:
-        self._bytes_up[session.id] = 0
+        """Do nothing: a record is written only when the session ends."""
 
     async def session_ending(self, session: Session) -> None:
         counters = await self._read_counters(max_age=COUNTERS_MAX_AGE)
-        self._note(session, counters)
+        count = counters.get(session.device)
+        if count is not None:
+            self._bytes_up[session.id] = count.bytes
 
     def session_ended(self, session: Session, reason: str) -> None:
+        bytes_up = self._bytes_up.pop(session.id, None)
+        if bytes_up is None:
+            # The kernel dropped the element before the session ended here.
+            sampled = self._sampled() if self._sampled is not None else {}
+            bytes_up = sampled.get(session.device, 0)
         record = AccountingRecord.from_session(
             session,
             reason,
             self._wall(),
-            bytes_up=self._bytes_up.pop(session.id, 0),
+            bytes_up=bytes_up,
             # NOTE: the firewall counts only what a device sends, so the
             # received bytes are 0 until per-direction counters exist.
             bytes_down=0,
@@ -86,21 +95,11 @@ class AccountingRecorder:
 
     # Background work
 
-    async def run(self, sample_interval: float = SAMPLE_INTERVAL) -> None:
-        """Sample counters and prune old records daily, until cancelled."""
-        next_prune = self._monotonic()
+    async def run(self, interval: float = PRUNE_INTERVAL) -> None:
+        """Prune old records now and every interval seconds, until cancelled."""
         while True:
-            if self._monotonic() >= next_prune:
-                await self.prune()
-                next_prune = self._monotonic() + PRUNE_INTERVAL
-            await self.sample()
-            await asyncio.sleep(sample_interval)
-
-    async def sample(self) -> None:
-        """Remember the bytes each active session has sent so far."""
-        counters = await self._read_counters(max_age=0.0)
-        for session in self._sessions():
-            self._note(session, counters)
+            await self.prune()
+            await asyncio.sleep(interval)
 
     async def prune(self) -> int:
         """Delete the records older than the retention period; return how many."""
@@ -126,12 +125,6 @@ class AccountingRecorder:
             await asyncio.gather(*self._writes, return_exceptions=True)
 
     # Helpers
-
-    def _note(self, session: Session, counters: Mapping[Device, ByteCount]) -> None:
-        count = counters.get(session.device)
-        if count is not None:
-            previous = self._bytes_up.get(session.id, 0)
-            self._bytes_up[session.id] = max(previous, count.bytes)
 
     async def _read_counters(self, max_age: float) -> Mapping[Device, ByteCount]:
         if self._counters is None:

@@ -76,7 +76,7 @@ def check_forwarding_on(config: Config) -> Check:
 
 
 def check_interface(config: Config) -> Check:
-    """The LAN interface exists and carries portal.address."""
+    """Check that the LAN interface exists and carries portal.address."""
     try:
         netlink.check_interface(config)
     except ConfigError as error:
@@ -89,7 +89,7 @@ def check_interface(config: Config) -> Check:
 
 
 def check_ports(config: Config) -> Check:
-    """Every listening port is free, or held by the capport that owns the store."""
+    """Check that every listening port is free or taken by the running capport."""
     wanted = [
         (str(config.portal.address), port, key)
         for key, port in tcp_ports(config).items()

@@ -24,7 +24,7 @@ DEFAULT_CONFIG = Path("/etc/capport/capport.toml")
     help="The gateway's TOML configuration file.",
 )
 def doctor(config_path: Path) -> None:
-    """Check that this host can run the gateway, and say how to fix what fails.
+    """Check that this host can run the gateway, with a fix for each problem.
 
     Prints each check as ok, warn or fail, and exits with 1 when any check
     fails. Run it as the user the gateway runs as, in its network namespace.

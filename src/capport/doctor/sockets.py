@@ -1,4 +1,4 @@
-"""Which UDP and TCP sockets are bound, read from /proc/net in this namespace.
+"""The bound UDP and listening TCP sockets of this namespace, from /proc/net.
 
 The kernel lists each socket with its local address as hexadecimal in host
 byte order (little-endian on x86 and ARM) and its port in network byte
