@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from capport.config import ConfigError, LogSection, parse_config
+from capport.config import ConfigError, LogSection, load_config, parse_config
 from capport.logformat import (
     KeyValueFormatter,
     RepeatFilter,
@@ -17,6 +17,7 @@ from capport.logformat import (
     quote_value,
 )
 from capport.logs import configure_logging
+from capport.reload import merged, restart_keys
 
 BASE = {"gateway": {"interface": "lan0"}, "portal": {"address": "192.0.2.1"}}
 
@@ -187,6 +188,21 @@ def test_config_log_level_invalid() -> None:
     document = {**BASE, "log": {"levels": {"capport.enforce": "loud"}}}
     with pytest.raises(ConfigError, match="log.levels"):
         parse_config(document)
+
+
+def test_config_log_keys_apply_on_reload() -> None:
+    old = parse_config(BASE)
+    new = parse_config({**BASE, "log": {"format": "keyvalue", "access_log": "off"}})
+    assert restart_keys(old, new) == []
+    assert merged(old, new).log.format == "keyvalue"
+    assert merged(old, new).log.access_log == "off"
+
+
+def test_example_configuration_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "capport.toml"
+    log = load_config(example).log
+    assert log.format == "text"
+    assert log.repeat_window == 60
 
 
 def test_config_log_format_invalid() -> None:
