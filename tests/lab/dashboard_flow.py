@@ -99,6 +99,13 @@ def revoke(page: Page, shots: Recorder, options: argparse.Namespace) -> None:
     shots.result["error_text"] = page.locator("#app-error").inner_text()
     shots.shot("revoked.png")
 
+    # The accounting CSV needs the token, so the page fetches it and hands
+    # it to the browser as a download.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Accounting CSV").click()
+    path = download.value.path()
+    shots.result["accounting_csv"] = Path(path).read_text() if path else ""
+
 
 def phone(page: Page, shots: Recorder) -> None:
     """Step 3: the same page at phone width must not scroll sideways."""

@@ -159,6 +159,14 @@ def test_revoke_recorded_for_accounting(
     assert mine[0]["method"] == "click-through"
 
 
+def test_accounting_download_lists_revoke(
+    flow: dict[str, Any], dashboard_lab: Lab
+) -> None:
+    rows = list(csv.DictReader(io.StringIO(flow.get("accounting_csv", ""))))
+    mine = [row for row in rows if row["mac"] == dashboard_lab.macs["c1"]]
+    assert [row["end_reason"] for row in mine] == ["revoked"], flow
+
+
 def test_phone_layout_fits_width(flow: dict[str, Any]) -> None:
     assert flow.get("phone_scroll_width") == PHONE_WIDTH, flow
 
