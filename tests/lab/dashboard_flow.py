@@ -113,6 +113,8 @@ def phone(page: Page, shots: Recorder) -> None:
     shots.result["phone_scroll_width"] = page.evaluate(
         "() => document.documentElement.scrollWidth"
     )
+    shots.result["phone_sort_visible"] = page.locator("#sort-select").is_visible()
+    page.select_option("#sort-select", "remaining:asc")
     shots.shot("phone.png")
     page.set_viewport_size(DESKTOP)
 

@@ -171,6 +171,10 @@ def test_phone_layout_fits_width(flow: dict[str, Any]) -> None:
     assert flow.get("phone_scroll_width") == PHONE_WIDTH, flow
 
 
+def test_phone_offers_sort_menu(flow: dict[str, Any]) -> None:
+    assert flow.get("phone_sort_visible") is True, flow
+
+
 def test_voucher_sheet_shows_codes(flow: dict[str, Any]) -> None:
     codes = flow.get("voucher_codes", [])
     assert len(codes) == VOUCHER_COUNT, flow

@@ -29,6 +29,12 @@ export class SessionsTable {
     for (const button of document.querySelectorAll("#sessions th button[data-sort]")) {
       button.addEventListener("click", () => this.sortBy(button.dataset.sort));
     }
+    // Narrow screens hide the table head, so a menu offers the same orders.
+    document.getElementById("sort-select").addEventListener("change", (event) => {
+      const [key, direction] = event.target.value.split(":");
+      this.sort = { key, descending: direction === "desc" };
+      this.render();
+    });
     this.rows.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-mac]");
       if (button) {
