@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from netns import Namespace, remove_stale_namespaces
 
+from capport.lab import Lab
 from capport.lab.labconfig import render_toml
 
 pytestmark = pytest.mark.lab
@@ -236,3 +237,12 @@ def test_invalid_configuration_fails(host: Namespace, tmp_path: Path) -> None:
     assert code == 1
     assert status_of(lines, "configuration") == "fail"
     assert "portal: required key is missing" in lines["configuration"]
+
+
+def test_running_gateway_ports_ok(lab: Lab) -> None:
+    argv = [sys.executable, "-m", "capport", "doctor", "--config", str(lab.config_path)]
+    result = lab.run("gw", argv, timeout=60)
+    ports = [line for line in result.stdout.splitlines() if "  ports  " in line]
+    assert ports, result.stdout + result.stderr
+    assert ports[0].startswith("ok"), result.stdout
+    assert "in use by the running capport" in ports[0]
