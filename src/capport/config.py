@@ -574,7 +574,7 @@ class LogSection(_Section):
     levels: dict[str, LogLevel] = Field(default_factory=dict)
     # The portal's access log: "stderr", "off" or a file path.
     access_log: str = Field(default="stderr", min_length=1)
-    # Identical warnings and errors within this window are counted, not repeated.
+    # Repeats of one error within this window are counted, not logged again.
     repeat_window: Duration = 60.0
 
     @field_validator("levels", mode="before")

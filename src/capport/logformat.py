@@ -101,13 +101,15 @@ class TextFormatter(logging.Formatter):
 
 
 class RepeatFilter(logging.Filter):
-    """Collapses repeats of one warning or error within a window into a count.
+    """Collapses repeats of one error within a window into a count.
 
     Records are the same when logger, level and message template match, so
     "Looking up %s failed" for a thousand addresses is one repeat. The first
     record passes, and the others within window seconds are dropped and
     counted. The first one after the window passes with `repeated=N`, the
-    number dropped before it. Records below WARNING always pass.
+    number dropped before it. Records below ERROR always pass: warnings that
+    a client can trigger at will are throttled where they are logged
+    (capport.portal.throttle), and each of the others is worth a line.
     """
 
     def __init__(
@@ -120,7 +122,7 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.ERROR:
             return True
         key = (record.name, record.levelno, str(record.msg))
         now = self._clock()

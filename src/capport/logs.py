@@ -1,7 +1,7 @@
 """Logging set-up for the daemon and the command line.
 
 Every record goes to stderr in the configured format, through a filter
-that counts repeated warnings and errors. The portal's access log
+that counts repeated errors. The portal's access log
 (`capport.access`) has a handler of its own, so it can go to a file or be
 switched off without touching the rest.
 """

@@ -124,28 +124,28 @@ class FakeClock:
         return self.now
 
 
-def warning(message: str = "Lookup of %s failed.", arg: str = "x") -> logging.LogRecord:
-    return make_record(message, (arg,), level=logging.WARNING)
+def error(message: str = "Lookup of %s failed.", arg: str = "x") -> logging.LogRecord:
+    return make_record(message, (arg,), level=logging.ERROR)
 
 
 def test_repeat_filter_passes_first() -> None:
-    assert RepeatFilter(60, FakeClock()).filter(warning())
+    assert RepeatFilter(60, FakeClock()).filter(error())
 
 
 def test_repeat_filter_drops_repeats_in_window() -> None:
     repeats = RepeatFilter(60, FakeClock())
-    repeats.filter(warning(arg="a"))
-    assert not repeats.filter(warning(arg="b"))
-    assert not repeats.filter(warning(arg="c"))
+    repeats.filter(error(arg="a"))
+    assert not repeats.filter(error(arg="b"))
+    assert not repeats.filter(error(arg="c"))
 
 
 def test_repeat_filter_reports_count_after_window() -> None:
     clock = FakeClock()
     repeats = RepeatFilter(60, clock)
     for arg in "abcd":
-        repeats.filter(warning(arg=arg))
+        repeats.filter(error(arg=arg))
     clock.now += 61
-    record = warning(arg="e")
+    record = error(arg="e")
     assert repeats.filter(record)
     assert record.repeated == 3
 
@@ -153,23 +153,30 @@ def test_repeat_filter_reports_count_after_window() -> None:
 def test_repeat_filter_no_count_without_repeats() -> None:
     clock = FakeClock()
     repeats = RepeatFilter(60, clock)
-    repeats.filter(warning())
+    repeats.filter(error())
     clock.now += 61
-    record = warning()
+    record = error()
     assert repeats.filter(record)
     assert not hasattr(record, "repeated")
 
 
 def test_repeat_filter_keeps_distinct_messages() -> None:
     repeats = RepeatFilter(60, FakeClock())
-    assert repeats.filter(warning("First problem %s."))
-    assert repeats.filter(warning("Second problem %s."))
+    assert repeats.filter(error("First problem %s."))
+    assert repeats.filter(error("Second problem %s."))
 
 
 def test_repeat_filter_passes_info() -> None:
     repeats = RepeatFilter(60, FakeClock())
     assert repeats.filter(make_record())
     assert repeats.filter(make_record())
+
+
+def test_repeat_filter_passes_warnings() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    record = make_record("MAC %s seen twice.", ("x",), level=logging.WARNING)
+    assert repeats.filter(record)
+    assert repeats.filter(record)
 
 
 def test_config_log_defaults() -> None:
