@@ -38,7 +38,7 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
 }
 
-# Authenticates a request; raises or returns an error response when it fails.
+# The admin API's token dependency; it raises an HTTP error for a bad token.
 Authenticate = Callable[..., Awaitable[Any]]
 
 
