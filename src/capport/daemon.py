@@ -199,6 +199,7 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             store,
             config.store.retention,
             counters=enforcer.counters,
+            usage=gateway.usage,
         )
         gateway.add_observer(recorder)
         stack.push_async_callback(recorder.close)

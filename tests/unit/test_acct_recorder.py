@@ -8,7 +8,7 @@ from pathlib import Path
 
 from capport.acct.recorder import AccountingRecorder
 from capport.acct.records import AccountingRecord
-from capport.enforce.base import MemoryEnforcer
+from capport.enforce.base import MemoryEnforcer, Traffic
 from capport.gateway import Clocks, Gateway
 from capport.models import Device, EndReason
 from capport.neighbours import MemoryNeighbours
@@ -59,11 +59,13 @@ class Bench:
             self.store, MemoryEnforcer(), neighbours, 600, self.clock.clocks()
         )
         self.sampled: dict[Device, int] = {}
+        self.traffic: dict[Device, Traffic] = {}
         self.recorder = AccountingRecorder(
             self.store,
             90 * DAY,
             counters=self.counters,
             sampled=lambda: self.sampled,
+            usage=lambda session: self.traffic.get(session.device, Traffic()),
             wall=lambda: self.clock.wall,
             monotonic=lambda: self.clock.mono,
         )
@@ -154,6 +156,18 @@ def test_fresh_count_preferred_to_sample(tmp_path: Path) -> None:
 
     [record] = run(tmp_path, scenario)
     assert record.bytes_up == 900
+
+
+def test_received_bytes_from_gateway_usage(tmp_path: Path) -> None:
+    async def scenario(bench: Bench) -> None:
+        await bench.gateway.grant(A, "click-through")
+        bench.traffic[A] = Traffic(up=300, down=8000)
+        bench.counters.values[A] = Count(450)
+        await bench.gateway.revoke_mac(A.mac, EndReason.REVOKED)
+
+    [record] = run(tmp_path, scenario)
+    assert record.bytes_down == 8000
+    assert record.bytes_up == 450
 
 
 def test_active_session_not_recorded(tmp_path: Path) -> None:

@@ -1,11 +1,11 @@
 """Writes an accounting record for every session that ends, and prunes old ones.
 
-The recorder is a session observer of the gateway. The forward chain's
-per-device counters count what a device sends, and the kernel drops them
-with the element, so the recorder reads them while a session is ending.
-A session whose element timed out in the kernel before the daemon ended it
-gets the count of the history sampler's last listing, which runs every
-minute, so no second periodic listing of the whole set is needed.
+The recorder is a session observer of the gateway. While a session is
+ending, it takes the session's sent and received bytes from the gateway's
+last accounting pass, and reads the sent bytes afresh from the kernel's
+per-device counters, which the kernel drops with the element. A session
+whose element timed out in the kernel before the daemon ended it gets the
+history sampler's last count, so no periodic listing of its own is needed.
 """
 
 from __future__ import annotations
@@ -34,9 +34,19 @@ class ByteCount(Protocol):
     def bytes(self) -> int: ...
 
 
+class SessionTraffic(Protocol):
+    @property
+    def up(self) -> int: ...
+
+    @property
+    def down(self) -> int: ...
+
+
 CountersSource = Callable[[], Mapping[Device, ByteCount]]
 # Bytes each device had sent at the last periodic listing of the counters.
 SampledBytes = Callable[[], Mapping[Device, int]]
+# A session's sent and received bytes as of the gateway's last accounting pass.
+UsageSource = Callable[[Session], SessionTraffic]
 
 
 class AccountingRecorder:
@@ -49,6 +59,7 @@ class AccountingRecorder:
         *,
         counters: CountersSource | None = None,
         sampled: SampledBytes | None = None,
+        usage: UsageSource | None = None,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -56,9 +67,11 @@ class AccountingRecorder:
         self._retention = retention
         self._counters = counters
         self._sampled = sampled
+        self._usage = usage
         self._wall = wall
         self._monotonic = monotonic
-        self._bytes_up: dict[int, int] = {}
+        # Sent and received bytes of the sessions being ended, by session id.
+        self._traffic: dict[int, tuple[int, int]] = {}
         self._snapshot: Mapping[Device, ByteCount] = {}
         self._snapshot_at = float("-inf")
         self._writes: set[asyncio.Task[None]] = set()
@@ -71,23 +84,30 @@ class AccountingRecorder:
     async def session_ending(self, session: Session) -> None:
         counters = await self._read_counters(max_age=COUNTERS_MAX_AGE)
         count = counters.get(session.device)
-        if count is not None:
-            self._bytes_up[session.id] = count.bytes
+        up = count.bytes if count is not None else 0
+        down = 0
+        if self._usage is not None:
+            # NOTE: received bytes are as of the last accounting pass, so the
+            # traffic since then (at most session.accounting_interval) is lost.
+            traffic = self._usage(session)
+            up = max(up, traffic.up)
+            down = traffic.down
+        if count is not None or self._usage is not None:
+            self._traffic[session.id] = (up, down)
 
     def session_ended(self, session: Session, reason: str) -> None:
-        bytes_up = self._bytes_up.pop(session.id, None)
-        if bytes_up is None:
+        traffic = self._traffic.pop(session.id, None)
+        if traffic is None or traffic[0] == 0:
             # The kernel dropped the element before the session ended here.
             sampled = self._sampled() if self._sampled is not None else {}
-            bytes_up = sampled.get(session.device, 0)
+            up = sampled.get(session.device, 0)
+            traffic = (up, traffic[1] if traffic is not None else 0)
         record = AccountingRecord.from_session(
             session,
             reason,
             self._wall(),
-            bytes_up=bytes_up,
-            # NOTE: the firewall counts only what a device sends, so the
-            # received bytes are 0 until per-direction counters exist.
-            bytes_down=0,
+            bytes_up=traffic[0],
+            bytes_down=traffic[1],
         )
         task = asyncio.get_running_loop().create_task(self._write(record))
         self._writes.add(task)
