@@ -58,13 +58,11 @@ class Bench:
         self.gateway = Gateway(
             self.store, MemoryEnforcer(), neighbours, 600, self.clock.clocks()
         )
-        self.sampled: dict[Device, int] = {}
         self.traffic: dict[Device, Traffic] = {}
         self.recorder = AccountingRecorder(
             self.store,
             90 * DAY,
             counters=self.counters,
-            sampled=lambda: self.sampled,
             usage=lambda session: self.traffic.get(session.device, Traffic()),
             wall=lambda: self.clock.wall,
             monotonic=lambda: self.clock.mono,
@@ -122,12 +120,12 @@ def test_expired_session_recorded(tmp_path: Path) -> None:
     assert record.end_reason == "expired"
 
 
-def test_sampled_bytes_kept_after_kernel_drop(tmp_path: Path) -> None:
+def test_pass_bytes_kept_after_kernel_drop(tmp_path: Path) -> None:
     async def scenario(bench: Bench) -> None:
         await bench.gateway.grant(A, "click-through")
-        # The history sampler's last listing saw 700 bytes; then the kernel's
+        # The last accounting pass counted 700 bytes; then the kernel's
         # element timed out, taking its counter with it.
-        bench.sampled[A] = 700
+        bench.traffic[A] = Traffic(up=700, down=0)
         bench.clock.advance(601)
         await bench.gateway.expire_due()
 
@@ -147,10 +145,10 @@ def test_endings_share_one_counter_read(tmp_path: Path) -> None:
     assert len(run(tmp_path, scenario)) == 2
 
 
-def test_fresh_count_preferred_to_sample(tmp_path: Path) -> None:
+def test_fresh_count_beats_older_pass(tmp_path: Path) -> None:
     async def scenario(bench: Bench) -> None:
         await bench.gateway.grant(A, "click-through")
-        bench.sampled[A] = 700
+        bench.traffic[A] = Traffic(up=700, down=0)
         bench.counters.values[A] = Count(900)
         await bench.gateway.revoke_mac(A.mac, EndReason.REVOKED)
 

@@ -3,9 +3,9 @@
 The recorder is a session observer of the gateway. While a session is
 ending, it takes the session's sent and received bytes from the gateway's
 last accounting pass, and reads the sent bytes afresh from the kernel's
-per-device counters, which the kernel drops with the element. A session
-whose element timed out in the kernel before the daemon ended it gets the
-history sampler's last count, so no periodic listing of its own is needed.
+per-device counters. The kernel drops an element's counter with the
+element, so a session that timed out in the kernel first keeps the
+accounting pass's count, and the recorder needs no listing of its own.
 """
 
 from __future__ import annotations
@@ -43,8 +43,6 @@ class SessionTraffic(Protocol):
 
 
 CountersSource = Callable[[], Mapping[Device, ByteCount]]
-# Bytes each device had sent at the last periodic listing of the counters.
-SampledBytes = Callable[[], Mapping[Device, int]]
 # A session's sent and received bytes as of the gateway's last accounting pass.
 UsageSource = Callable[[Session], SessionTraffic]
 
@@ -58,7 +56,6 @@ class AccountingRecorder:
         retention: float,
         *,
         counters: CountersSource | None = None,
-        sampled: SampledBytes | None = None,
         usage: UsageSource | None = None,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -66,7 +63,6 @@ class AccountingRecorder:
         self._store = store
         self._retention = retention
         self._counters = counters
-        self._sampled = sampled
         self._usage = usage
         self._wall = wall
         self._monotonic = monotonic
@@ -96,12 +92,9 @@ class AccountingRecorder:
             self._traffic[session.id] = (up, down)
 
     def session_ended(self, session: Session, reason: str) -> None:
-        traffic = self._traffic.pop(session.id, None)
-        if traffic is None or traffic[0] == 0:
-            # The kernel dropped the element before the session ended here.
-            sampled = self._sampled() if self._sampled is not None else {}
-            up = sampled.get(session.device, 0)
-            traffic = (up, traffic[1] if traffic is not None else 0)
+        # A session ended at start-up, while the daemon was down, was never
+        # ending here and has no traffic to record.
+        traffic = self._traffic.pop(session.id, (0, 0))
         record = AccountingRecord.from_session(
             session,
             reason,
