@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from capport import __version__
+from capport.acct.commands import accounting_group
 from capport.admin.commands import tokens_group
 from capport.auth.commands import users_group, vouchers_group
 from capport.bench.commands import bench_command
 from capport.client.commands import check, login
 from capport.config import ControlSection, load_config, parse_duration
 from capport.controlclient import ControlClient
+from capport.doctor.command import doctor
 from capport.errors import CapportError
 from capport.lab.commands import lab_group
 
@@ -73,7 +75,7 @@ def run(config_path: Path, check: bool) -> None:
             check_daemon(config)
             click.echo(f"{config_path}: configuration and host are valid.")
             return
-        configure_logging(config.log.level)
+        configure_logging(config.log)
         run_daemon(config, config_path)
     except CapportError as error:
         raise click.ClickException(str(error)) from None
@@ -297,6 +299,8 @@ main.add_command(login)
 main.add_command(users_group)
 main.add_command(vouchers_group)
 main.add_command(tokens_group)
+main.add_command(accounting_group)
+main.add_command(doctor)
 
 
 def _control(config_path: Path, socket_path: Path | None) -> ControlClient:

@@ -280,6 +280,8 @@ _HOST_NAME = re.compile(
 class StoreSection(_Section):
     path: Path = Path("/var/lib/capport/capport.db")
     synchronous: Literal["full", "normal"] = "full"
+    # How long accounting records of ended sessions are kept.
+    retention: Duration = 90 * 86400.0
 
     @field_validator("path", mode="before")
     @classmethod
@@ -562,8 +564,28 @@ def _string(value: Any) -> str:
     return value
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
 class LogSection(_Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: LogLevel = "info"
+    format: Literal["text", "keyvalue"] = "text"
+    # Levels of single loggers, such as {"capport.enforce" = "debug"}.
+    levels: dict[str, LogLevel] = Field(default_factory=dict)
+    # The portal's access log: "stderr", "off" or a file path.
+    access_log: str = Field(default="stderr", min_length=1)
+    # Repeats of one error within this window are counted, not logged again.
+    repeat_window: Duration = 60.0
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _parse_levels(cls, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValueError('expected a table such as {"capport.enforce" = "debug"}')
+        for name in value:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_.]*$", name):
+                raise ValueError(f"invalid logger name {name!r}")
+        return value
 
 
 class Config(_Section):

@@ -21,6 +21,7 @@ import uvloop
 from starlette.types import ASGIApp
 
 from capport.accounting import configured_entitlement
+from capport.acct.recorder import AccountingRecorder
 from capport.admin.app import create_admin_app, create_socket_app
 from capport.admin.context import AdminContext
 from capport.admin.history import Sampler
@@ -46,6 +47,7 @@ from capport.logs import configure_logging
 from capport.metrics import LoginCounter
 from capport.neighbour_events import NeighbourEvents
 from capport.netlink import NetlinkNeighbours, check_host
+from capport.portal.accesslog import AccessLogMiddleware
 from capport.portal.app import create_portal_app
 from capport.portal.guard import ConnectionGuard, guarded_protocol
 from capport.portal.views import GRANT_METHOD
@@ -193,6 +195,14 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         stack.push_async_callback(responder.stop)
         control_socket = bind_control_socket(config.control.socket)
         gateway.add_observer(LoginCounter())
+        recorder = AccountingRecorder(
+            store,
+            config.store.retention,
+            counters=enforcer.counters,
+            usage=gateway.usage,
+        )
+        gateway.add_observer(recorder)
+        stack.push_async_callback(recorder.close)
         await gateway.start()
         events = _watch_neighbours(gateway, neighbours.index)
         stack.callback(events.close)
@@ -213,6 +223,7 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
                 gateway.run_accounting(config.session.accounting_interval)
             ),
             asyncio.create_task(sampler.run()),
+            asyncio.create_task(recorder.run()),
         ]
         if config.walled_garden.hosts:
             background.append(asyncio.create_task(garden.run()))
@@ -225,7 +236,9 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
                 background.append(asyncio.create_task(accounting.run()))
                 stack.push_async_callback(accounting.close)
 
-        portal_app = create_portal_app(gateway, signer, config, secret, radius)
+        portal_app = AccessLogMiddleware(
+            create_portal_app(gateway, signer, config, secret, radius)
+        )
         guard = ConnectionGuard(
             config.portal.max_connections,
             config.portal.max_connections_per_client,
@@ -398,7 +411,12 @@ class _Reloader:
             configured_entitlement(applied.session, GRANT_METHOD)
         )
         self._signer.lifetime = applied.session.token_lifetime
-        configure_logging(applied.log.level)
+        try:
+            configure_logging(applied.log)
+        except CapportError as error:
+            # An access log file that cannot be opened leaves the old handlers.
+            log.error("Reload kept the previous log settings: %s", error)
+            applied = applied.model_copy(update={"log": self._config.log})
 
         pending = restart_keys(self._config, new)
         if pending:

@@ -446,6 +446,7 @@ class Gateway:
             entitlement.method,
             timeout,
             len(learned),
+            extra=_log_fields(session),
         )
         return session
 
@@ -665,6 +666,7 @@ class Gateway:
             session.id,
             session.device,
             session.end_reason,
+            extra=_log_fields(session),
         )
         for observer in self._observers:
             observer.session_ended(session, session.end_reason or "")
@@ -816,7 +818,23 @@ class Gateway:
         ended = await self._store.end_session(session.id, reason, now)
         self._unindex(session)
         self._meters.forget(session.id)
-        log.info("Ended session %d of %s: %s.", session.id, session.device, reason)
+        log.info(
+            "Ended session %d of %s: %s.",
+            session.id,
+            session.device,
+            reason,
+            extra=_log_fields(session),
+        )
         for observer in self._observers:
             observer.session_ended(ended or session, reason)
         return ended or session
+
+
+def _log_fields(session: Session) -> dict[str, object]:
+    """Return the ids of session for a log record's key=value fields."""
+    return {
+        "session": session.id,
+        "mac": session.device.mac,
+        "ip": str(session.device.ip),
+        "method": session.method,
+    }

@@ -180,12 +180,17 @@ def check_host(config: Config) -> None:
     The LAN interface must exist and carry portal.address, and the kernel
     must accept the ruleset in a dry run (this needs CAP_NET_ADMIN).
     """
+    check_interface(config)
+    check_nftables(config)
+
+
+def check_interface(config: Config) -> None:
+    """Raise ConfigError unless gateway.interface exists and has portal.address."""
     thread = NetlinkThread("capport-check")
     try:
         thread.call(_check_interface, config)
     finally:
         thread.close()
-    _check_nftables(config)
 
 
 def _check_interface(config: Config) -> None:
@@ -230,7 +235,8 @@ def _interface_index(ipr: IPRoute, interface: str) -> int:
     return int(indices[0])
 
 
-def _check_nftables(config: Config) -> None:
+def check_nftables(config: Config) -> None:
+    """Raise ConfigError unless the kernel accepts the ruleset in a dry run."""
     # Imported here because the enforcer's conntrack part imports this
     # module for NetlinkThread.
     from capport.enforce.nftables import check_ruleset

@@ -24,7 +24,7 @@ LIVE_KEYS = {
     },
     "firewall": {"allow_tcp_ports", "allow_udp_ports"},
     "access": {"trusted_macs", "blocked_macs"},
-    "log": {"level"},
+    "log": {"level", "format", "levels", "access_log", "repeat_window"},
     "auth": {"device_limit_policy"},
 }
 

@@ -23,6 +23,7 @@ from capport.admin.metrics import GatewayCollector, build_registry
 from capport.admin.schemas import ErrorBody
 from capport.admin.security import TokenCheck, authenticate
 from capport.control import create_control_app
+from capport.dashboard import mount_dashboard
 
 API_PREFIX = "/api/v1"
 
@@ -72,6 +73,7 @@ def create_admin_app(
         return app.openapi()
 
     app.include_router(api)
+    mount_dashboard(app, context.store, authenticate)
     _add_metrics(app, context, metrics_require_token and require_token)
     return app
 

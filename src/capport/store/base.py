@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from capport.accounting import SessionTerms, UsageRecord
+from capport.acct.records import AccountingRecord
 from capport.admin.records import ApiToken, Sample
 from capport.auth.entitlement import Entitlement
 from capport.auth.records import Contact, NewVoucher, User, Voucher
@@ -183,4 +184,20 @@ class Store(Protocol):
 
     async def session_starts(self, since: float) -> list[tuple[float, str]]:
         """Return (started_at, method) of the sessions started at or after since."""
+        ...
+
+    # Accounting records of ended sessions
+
+    async def add_accounting_record(self, record: AccountingRecord) -> None:
+        """Store the record of an ended session, replacing one with its id."""
+        ...
+
+    async def accounting_records(
+        self, since: float, until: float
+    ) -> list[AccountingRecord]:
+        """Return the records of sessions that overlap [since, until)."""
+        ...
+
+    async def prune_accounting(self, before: float) -> int:
+        """Delete records of sessions that ended before `before`; return how many."""
         ...

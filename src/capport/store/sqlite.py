@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from capport.accounting import SessionTerms, UsageRecord
+from capport.acct.records import AccountingRecord
 from capport.admin.records import ApiToken, Sample
 from capport.auth.entitlement import Entitlement, Method
 from capport.auth.records import Contact, NewVoucher, User, Voucher
 from capport.errors import DeviceLimitReached, StoreError
 from capport.models import Device, EndReason, Session
-from capport.store import accounts, admin, policy
+from capport.store import accounts, acct, admin, policy
 from capport.store.base import DeviceLimitPolicy, SessionStart
 from capport.store.schema import SCHEMA_VERSION, migrate
 
@@ -170,6 +171,19 @@ class SQLiteStore:
     async def session_starts(self, since: float) -> list[tuple[float, str]]:
         return await self._run(lambda: admin.session_starts(self._conn, since))
 
+    # Accounting records
+
+    async def add_accounting_record(self, record: AccountingRecord) -> None:
+        await self._run(lambda: self._write(acct.add_record, record))
+
+    async def accounting_records(
+        self, since: float, until: float
+    ) -> list[AccountingRecord]:
+        return await self._run(lambda: acct.find_records(self._conn, since, until))
+
+    async def prune_accounting(self, before: float) -> int:
+        return await self._run(lambda: self._write(acct.prune, before))
+
     async def _run(self, work: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
@@ -190,6 +204,7 @@ class SQLiteStore:
             before = migrate(db, self._path)
             policy.create(db)
             admin.create(db)
+            acct.create(db)
         except BaseException:
             db.close()
             raise

@@ -1,0 +1,147 @@
+"""Log formatters and filters: key=value lines, hidden secrets, counted repeats.
+
+A key=value line carries the time, level, logger and message, then every
+field a caller passed with `extra`, so that a log collector can index
+`session=17 mac=02:00:00:00:00:11` without parsing the sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+# The attributes every LogRecord has; anything else on a record came from
+# the `extra` argument of the logging call.
+_STANDARD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+) | {"message", "asctime", "taskName"}
+# uvicorn passes a copy of its message with terminal colour codes.
+_IGNORED_EXTRA = frozenset({"color_message"})
+
+# Field names whose values are never written out: passwords, voucher codes,
+# RADIUS secrets and admin tokens.
+_SECRET_NAME = re.compile(r"pass|secret|token|code|authori[sz]ation|cookie", re.I)
+HIDDEN = "(hidden)"
+
+_BARE_VALUE = re.compile(r'^[^\s"=\\]+$')
+
+
+def quote_value(value: object) -> str:
+    """Return value as it appears after `key=`: bare when it can be, else quoted."""
+    text = "" if value is None else str(value)
+    if _BARE_VALUE.match(text):
+        return text
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """Return the fields a logging call passed through `extra`, secrets hidden."""
+    fields = {}
+    for name, value in vars(record).items():
+        if name in _STANDARD_ATTRIBUTES or name in _IGNORED_EXTRA:
+            continue
+        if name.startswith("_"):
+            continue
+        fields[name] = HIDDEN if _SECRET_NAME.search(name) else value
+    return fields
+
+
+def format_timestamp(created: float) -> str:
+    """Return an RFC 3339 UTC time with milliseconds: 2026-12-04T16:50:01.123Z."""
+    moment = datetime.fromtimestamp(created, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class KeyValueFormatter(logging.Formatter):
+    """Formats a record as one line: ts=... level=... logger=... msg="..." key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {
+            "ts": format_timestamp(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name, value in extra_fields(record).items():
+            fields.setdefault(name, value)
+        if record.exc_info:
+            fields["exc"] = self.formatException(record.exc_info)
+        return " ".join(
+            f"{name}={quote_value(value)}" for name, value in fields.items()
+        )
+
+
+class TextFormatter(logging.Formatter):
+    """The human-readable format, with the `extra` fields appended as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = extra_fields(record)
+        if not fields:
+            return line
+        pairs = " ".join(
+            f"{name}={quote_value(value)}" for name, value in fields.items()
+        )
+        head, newline, rest = line.partition("\n")
+        return f"{head} [{pairs}]{newline}{rest}"
+
+
+class RepeatFilter(logging.Filter):
+    """Collapses repeats of one error within a window into a count.
+
+    Records are the same when logger, level and message template match, so
+    "Looking up %s failed" for a thousand addresses is one repeat. The first
+    record passes, and the others within window seconds are dropped and
+    counted. The first one after the window passes with `repeated=N`, the
+    number dropped before it. Records below ERROR always pass: warnings that
+    a client can trigger at will are throttled where they are logged
+    (capport.portal.throttle), and each of the others is worth a line.
+    """
+
+    def __init__(
+        self, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.window = window
+        self._clock = clock
+        # key -> (start of the window, records dropped in it)
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.window:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if seen is not None and seen[1] > 0:
+            record.repeated = seen[1]
+        if len(self._seen) > 10000:
+            self._forget_old(now)
+        return True
+
+    def _forget_old(self, now: float) -> None:
+        # Bounds memory when many distinct messages appear; their pending
+        # counts are lost, which only shortens a report.
+        self._seen = {
+            key: value
+            for key, value in self._seen.items()
+            if now - value[0] < self.window
+        }
