@@ -1,8 +1,8 @@
 """The control plane: grants, revocations, expiry, accounting and reconciliation.
 
 The order of a grant is fixed: the session is committed to the store, then
-the kernel set is updated, then the caller may answer the client. The store
-is the source of truth; the kernel set is rebuilt from it at every start.
+the kernel set is updated, then the caller may respond to the client. The store
+is the source of truth, and the kernel set is rebuilt from it at every start.
 
 A session belongs to a MAC address. Besides the address it was granted at,
 it covers every IPv6 address of that MAC in the LAN's neighbour table: those
@@ -136,7 +136,7 @@ class Gateway:
         return session
 
     def is_authorised_ip(self, ip: IPAddress) -> bool:
-        """Tell whether the device now at ip holds a session.
+        """Tell whether the device now at ip has a session.
 
         The index is checked first, so the neighbour lookup only runs for
         addresses that have a session: a device that rejoined with a new
@@ -727,7 +727,7 @@ class Gateway:
         return updated
 
     def _replace_indexed(self, old: Session, new: Session) -> None:
-        """Put new in every index entry that holds old, learned addresses too."""
+        """Put new in every index entry that contains old, learned addresses too."""
         for ip in [old.device.ip, *self._learned.get(old.id, ())]:
             if self._by_ip.get(ip) is old:
                 self._by_ip[ip] = new
