@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from rich.table import Table
 
@@ -76,6 +77,10 @@ def summary_table(results: Iterable[Result]) -> Table:
     return table
 
 
+# The directory that holds src/capport, when capport runs from a checkout.
+CHECKOUT = str(Path(__file__).resolve().parents[3])
+
+
 def render_markdown(info: RunInfo, results: list[Result]) -> str:
     """Render the whole benchmark page."""
     lines = [
@@ -97,7 +102,10 @@ def render_markdown(info: RunInfo, results: list[Result]) -> str:
     lines += _summary_section(results)
     for result in results:
         lines += _result_section(result)
-    return "\n".join(lines).rstrip() + "\n"
+    page = "\n".join(lines).rstrip() + "\n"
+    # Commands name programs in the checkout's virtual environment; the page
+    # shows them relative to the checkout so it reads the same anywhere.
+    return page.replace(f"{CHECKOUT}/", "")
 
 
 def _mode(quick: bool) -> str:
