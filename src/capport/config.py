@@ -496,7 +496,7 @@ class RadiusSection(_Section):
 
 
 class ProvisioningSection(_Section):
-    """What `capport dhcp-config` writes for dnsmasq (RFC 8910 provisioning)."""
+    """Settings for the dnsmasq file that `capport dhcp-config` writes (RFC 8910)."""
 
     api_uri: str | None = None
     dhcp_range: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None = None

@@ -186,7 +186,7 @@ class Gateway:
 
         A second host copying an authorised MAC leaves both addresses
         active in the neighbour table. A device whose address changed stops
-        answering at the old one, whose entry then goes stale, so it may
+        responding at the old one, whose entry then goes stale, so it may
         sign in again at the new address.
         """
         for session in self._active.values():

@@ -1,4 +1,4 @@
-"""What a configuration reload (SIGHUP) can apply to a running gateway.
+"""The configuration keys a reload (SIGHUP) can apply to a running gateway.
 
 Listeners, the store and the portal's pages are built once at start, so a
 change to their keys needs a restart. Everything else is applied in place.

@@ -130,13 +130,13 @@ async def list_clients(
 ) -> ClientList:
     """List authorised devices, filtered by exact values and sorted by one key."""
     context = context_of(request)
-    wanted_mac = None if mac is None else parse_mac(mac)
-    wanted_ip = None if ip is None else _parse_ip(ip)
+    requested_mac = None if mac is None else parse_mac(mac)
+    requested_ip = None if ip is None else _parse_ip(ip)
     clients = [
         context.client(session)
         for session in context.gateway.sessions()
-        if (wanted_mac is None or session.device.mac == wanted_mac)
-        and (wanted_ip is None or str(session.device.ip) == wanted_ip)
+        if (requested_mac is None or session.device.mac == requested_mac)
+        and (requested_ip is None or str(session.device.ip) == requested_ip)
         and (method is None or session.method == method)
         and (subject is None or session.subject == subject)
     ]
@@ -148,12 +148,14 @@ async def list_clients(
 async def get_client(request: Request, mac: MacPath) -> ClientList:
     """Return the sessions of one MAC (one per IP address)."""
     context = context_of(request)
-    wanted = parse_mac(mac)
+    requested_mac = parse_mac(mac)
     clients = [
-        context.client(s) for s in context.gateway.sessions() if s.device.mac == wanted
+        context.client(s)
+        for s in context.gateway.sessions()
+        if s.device.mac == requested_mac
     ]
     if not clients:
-        raise _not_authorised(wanted)
+        raise _not_authorised(requested_mac)
     return ClientList(clients=clients)
 
 
@@ -177,11 +179,11 @@ async def grant_client(request: Request, body: GrantRequest) -> Client:
 async def revoke_client(request: Request, mac: MacPath) -> Revoked:
     """End every session of a MAC and cut the device off."""
     context = context_of(request)
-    wanted = parse_mac(mac)
-    ended = await context.gateway.revoke_mac(wanted, EndReason.REVOKED)
+    requested_mac = parse_mac(mac)
+    ended = await context.gateway.revoke_mac(requested_mac, EndReason.REVOKED)
     if not ended:
-        raise _not_authorised(wanted)
-    audit(request, "revoked %s (sessions %s).", wanted, _ids(ended))
+        raise _not_authorised(requested_mac)
+    audit(request, "revoked %s (sessions %s).", requested_mac, _ids(ended))
     return Revoked(revoked=[context.client(s) for s in ended])
 
 
@@ -191,12 +193,12 @@ async def extend_client(
 ) -> Extended:
     """Move the end of every session of a MAC, in the store and the kernel."""
     context = context_of(request)
-    wanted = parse_mac(mac)
-    extended = await context.gateway.extend_mac(wanted, body.seconds)
+    requested_mac = parse_mac(mac)
+    extended = await context.gateway.extend_mac(requested_mac, body.seconds)
     if not extended:
-        raise _not_authorised(wanted)
+        raise _not_authorised(requested_mac)
     audit(
-        request, "extended %s by %.0f s (sessions %s).", wanted, body.seconds,
+        request, "extended %s by %.0f s (sessions %s).", requested_mac, body.seconds,
         _ids(extended),
     )  # fmt: skip
     return Extended(extended=[context.client(s) for s in extended])
@@ -241,23 +243,25 @@ _COMMANDS = {TRUSTED: ("trust", "untrust"), BLOCKED: ("block", "unblock")}
 
 async def _put_policy(request: Request, mac: str, policy: str) -> MacChange:
     context = context_of(request)
-    wanted = parse_mac(mac)
-    ended = await context.gateway.change_mac_list(wanted, _COMMANDS[policy][0])
-    audit(request, "set %s to %s (ended sessions %s).", wanted, policy, _ids(ended))
+    requested_mac = parse_mac(mac)
+    ended = await context.gateway.change_mac_list(requested_mac, _COMMANDS[policy][0])
+    audit(
+        request, "set %s to %s (ended sessions %s).", requested_mac, policy, _ids(ended)
+    )
     return MacChange(
-        mac=wanted,
-        policy=context.gateway.mac_lists.policy(wanted),
+        mac=requested_mac,
+        policy=context.gateway.mac_lists.policy(requested_mac),
         ended=[context.client(s) for s in ended],
     )
 
 
 async def _remove_policy(request: Request, mac: str, policy: str) -> Response:
     gateway = context_of(request).gateway
-    wanted = parse_mac(mac)
-    if gateway.mac_lists.policy(wanted) != policy:
-        raise ApiError(404, f"MAC address {wanted} is not {policy}", "mac")
-    await gateway.change_mac_list(wanted, _COMMANDS[policy][1])
-    audit(request, "removed %s from the %s list.", wanted, policy)
+    requested_mac = parse_mac(mac)
+    if gateway.mac_lists.policy(requested_mac) != policy:
+        raise ApiError(404, f"MAC address {requested_mac} is not {policy}", "mac")
+    await gateway.change_mac_list(requested_mac, _COMMANDS[policy][1])
+    audit(request, "removed %s from the %s list.", requested_mac, policy)
     return Response(status_code=204)
 
 

@@ -1,4 +1,4 @@
-"""What the admin API reads and changes: the running gateway's parts."""
+"""The running gateway's parts that the admin API reads and changes."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from capport.store.base import Store
 class AdminContext:
     """The parts of a running gateway that the admin API serves.
 
-    table_exists asks the kernel whether the nftables table is there; it
+    table_exists queries the kernel for whether the nftables table is there; it
     blocks, so the API calls it off the event loop.
     """
 

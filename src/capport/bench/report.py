@@ -77,7 +77,7 @@ def summary_table(results: Iterable[Result]) -> Table:
     return table
 
 
-# The directory that holds src/capport, when capport runs from a checkout.
+# The directory that contains src/capport, when capport runs from a checkout.
 CHECKOUT = str(Path(__file__).resolve().parents[3])
 
 

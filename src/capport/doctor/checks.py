@@ -90,19 +90,19 @@ def check_interface(config: Config) -> Check:
 
 def check_ports(config: Config) -> Check:
     """Check that every listening port is free or taken by the running capport."""
-    wanted = [
+    listeners = [
         (str(config.portal.address), port, key)
         for key, port in tcp_ports(config).items()
     ]
     if config.admin.enabled:
-        wanted.append((str(config.admin.address), config.admin.port, "admin.port"))
+        listeners.append((str(config.admin.address), config.admin.port, "admin.port"))
     busy = []
-    for address, port, key in wanted:
+    for address, port, key in listeners:
         try:
             bind_tcp(address, port, key).close()
         except ConfigError:
             busy.append(f"{key} {address}:{port}")
-    listed = ", ".join(f"{address}:{port}" for address, port, _ in wanted)
+    listed = ", ".join(f"{address}:{port}" for address, port, _ in listeners)
     if not busy:
         return Check.ok("ports", f"free: {listed}")
     if store_locked(config.store.path):

@@ -27,7 +27,7 @@ def timeout_seconds(timeout: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What the kernel enforces on one device besides its timeout.
+    """Limits the kernel enforces on one device besides its timeout.
 
     Quotas are in bytes at the IP layer, rates in bytes per second. None
     means no limit.
@@ -68,7 +68,7 @@ class Grant:
 
 @dataclass(frozen=True, slots=True)
 class DeviceUsage:
-    """One authorised device's counters as the kernel holds them.
+    """One authorised device's counters as the kernel keeps them.
 
     traffic counts the bytes forwarded since the device's elements were
     added. quota_used maps "up", "down" and "total" to the bytes its quota

@@ -1,6 +1,6 @@
 """The Captive Portal API of RFC 8908: a device's captive state as JSON.
 
-The answer describes the device that asks, identified like every portal
+The response describes the requesting device, identified like every portal
 request by its source address and the kernel's neighbour entry. The document
 building and Accept negotiation are pure; the endpoint only looks the
 device up.
@@ -31,7 +31,7 @@ _OFFERED = (CAPTIVE_JSON, "application/json")
 
 
 def negotiate(accept: str | None) -> str | None:
-    """Return the media type to answer an Accept header with, or None for 406.
+    """Return the media type to respond with for an Accept header, or None for 406.
 
     A missing or empty Accept accepts anything (RFC 9110 section 12.5.1).
     Each offered type gets the quality of the most specific matching range,
@@ -88,7 +88,7 @@ def api_document(
 ) -> dict[str, Any]:
     """Build the API's JSON object (RFC 8908 section 5).
 
-    seconds_remaining is given only while the device holds a session; it is
+    seconds_remaining is given only while the device has a session. It is
     rounded down, so a client never waits past the session's real end.
     bytes_remaining is given only for a session with a data quota.
     """
@@ -118,7 +118,7 @@ class CaptiveApi:
         self._user_portal_url = user_portal_url
 
     async def endpoint(self, request: Request) -> Response:
-        """Answer GET with the asking device's state as application/captive+json."""
+        """Return the requesting device's state as application/captive+json."""
         if request.url.scheme != "https":
             # RFC 8908 section 4.1: the API server must be served over TLS.
             return PlainTextResponse(
@@ -142,7 +142,7 @@ class CaptiveApi:
         except DeviceNotFound as error:
             # A device the kernel has no neighbour entry for cannot have
             # logged in, so it is captive.
-            log.debug("Captive Portal API: %s; answering captive.", error)
+            log.debug("Captive Portal API: %s; responding captive.", error)
         return api_document(
             captive=session is None,
             user_portal_url=self._user_portal_url,

@@ -213,8 +213,8 @@ class SignInViews(PortalViews):
             return self._conflict_page()
         return_url = self._return_url(form.get("t", ""), address)
         if "t" in form and return_url is None:
-            # An empty, forged or expired return token grants nothing: the
-            # person gets a fresh form without it and a 400 that says why.
+            # An empty, forged or expired return token grants nothing. The
+            # person gets a fresh form without it and a 400 page explaining why.
             return self._splash_page(device, "", None, rejected=True)
         # A second submission, from a double click or a reloaded form, keeps
         # the running session instead of starting a new one.

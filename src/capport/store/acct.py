@@ -1,6 +1,6 @@
 """SQL for accounting records, run on the SQLite store's thread.
 
-The table stands apart from the sessions table and copies what it needs,
+The table is separate from the sessions table and copies what it needs,
 so pruning records never touches sessions, and it is created on open
 whatever the schema version, like the other side tables.
 """

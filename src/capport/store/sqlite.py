@@ -388,7 +388,7 @@ def _session(row: tuple) -> Session:
 def _create_private(path: Path) -> None:
     """Create the database file readable by its owner only.
 
-    It holds the MAC and IP history and password and voucher hashes. SQLite
+    It contains the MAC and IP history and password and voucher hashes. SQLite
     gives its -wal and -shm files the database file's permissions.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
