@@ -83,7 +83,7 @@ class ControlClient:
     def add_user(
         self, name: str, password: str, max_devices: int | None
     ) -> dict[str, Any]:
-        """Add a local user; the gateway hashes the password."""
+        """Add a local user, whose password the gateway hashes."""
         body = {"name": name, "password": password, "max_devices": max_devices}
         return self._request("POST", "/api/v1/users", body)
 
@@ -103,13 +103,13 @@ class ControlClient:
         return vouchers
 
     def create_vouchers(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        """Create vouchers as request describes; return them with their codes."""
+        """Create vouchers as request describes and return them with their codes."""
         body = self._request("POST", "/api/v1/vouchers", request)
         created: list[dict[str, Any]] = body["vouchers"]
         return created
 
     def revoke_voucher(self, request: dict[str, Any]) -> int:
-        """Revoke the voucher that request names by id or code; return its id."""
+        """Revoke the voucher that request names by id or code and return its id."""
         body = self._request("POST", "/api/v1/vouchers/revoke", request)
         voucher_id: int = body["id"]
         return voucher_id

@@ -30,7 +30,7 @@ class ControlError(CapportError):
 
 
 class GatewayUnreachable(ControlError, ConnectionError):
-    """No gateway answers on the control socket, or it admits no one but root."""
+    """No gateway listens on the control socket, or the socket rejected the caller."""
 
 
 class RecordExists(CapportError, ValueError):

@@ -60,11 +60,11 @@ class Gateway:
         return asyncio.run(_read(self.store_path, "vouchers"))
 
 
-async def _read(path: Path, what: str) -> list:  # type: ignore[type-arg]
+async def _read(path: Path, method_name: str) -> list:  # type: ignore[type-arg]
     store = SQLiteStore(path)
     await store.open()
     try:
-        return await getattr(store, what)()  # type: ignore[no-any-return]
+        return await getattr(store, method_name)()  # type: ignore[no-any-return]
     finally:
         await store.close()
 

@@ -74,7 +74,7 @@ async def remove_user(request: Request, name: str) -> Response:
 
 @router.put("/users/{name:path}/password", status_code=204)
 async def set_password(request: Request, name: str, body: NewPassword) -> Response:
-    """Replace a user's password; neither it nor its hash is logged."""
+    """Replace a user's password. Neither the password nor its hash is logged."""
     username = _username(name)
     password_hash = await _hash(body.password)
     try:
@@ -170,7 +170,13 @@ async def revoke_voucher_by_code(
     if body.code is not None:
         voucher = await store.voucher(code_digest(body.code))
         if voucher is None:
-            raise ApiError(404, "no voucher has this code", "code")
+            raise ApiError(
+                404,
+                "no voucher has this code: check it against the printed codes, "
+                "or give the voucher's id from `capport vouchers list` or "
+                "GET /api/v1/vouchers",
+                "code",
+            )
         voucher_id = voucher.id
     else:
         assert body.id is not None
@@ -179,8 +185,8 @@ async def revoke_voucher_by_code(
         await store.revoke_voucher(voucher_id, time.time())
     except RecordNotFound as error:
         raise ApiError(404, str(error), "id") from None
-    how = "id" if body.code is None else "code"
-    audit(request, "revoked voucher %d (given by %s).", voucher_id, how)
+    given_by = "id" if body.code is None else "code"
+    audit(request, "revoked voucher %d (given by %s).", voucher_id, given_by)
     return RevokedVoucher(id=voucher_id)
 
 

@@ -40,7 +40,7 @@ def read_peer_credentials(sock: Any) -> PeerCredentials | None:
     try:
         raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
     except OSError as error:
-        log.warning("Cannot read the control socket peer's credentials: %s", error)
+        log.warning("Reading the control socket peer's credentials failed: %s", error)
         return None
     return PeerCredentials(*_UCRED.unpack(raw))
 

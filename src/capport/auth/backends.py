@@ -1,4 +1,4 @@
-"""Where `capport users` and `capport vouchers` make their changes.
+"""Backends of `capport users` and `capport vouchers`: a gateway or a store file.
 
 GatewayAccounts sends each change to the running gateway through its control
 socket, as the admin API's requests, so the gateway validates it and its
@@ -54,7 +54,7 @@ class Accounts(Protocol):
         ...
 
     def revoke_voucher(self, value: str) -> int:
-        """Revoke the voucher whose id or code is value; return its id."""
+        """Revoke the voucher whose id or code is value and return its id."""
         ...
 
     def vouchers_csv(self) -> str: ...
@@ -185,7 +185,7 @@ async def _voucher_id(store: SQLiteStore, typed: str) -> int:
     voucher = None if code is None else await store.voucher(code_digest(code))
     if voucher is None:
         raise RecordNotFound(
-            "no voucher has this code; give a code as printed or a voucher id "
+            "no voucher has this code. Give a code as printed or a voucher id "
             "from `capport vouchers list`"
         )
     return voucher.id
