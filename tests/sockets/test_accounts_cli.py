@@ -408,3 +408,13 @@ def test_store_and_socket_together_fail(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--store and --socket exclude each other" in result.output
     assert not (tmp_path / "store.db").exists()
+
+
+def test_missing_gateway_fails_before_prompt(tmp_path: Path) -> None:
+    path = tmp_path / "control.sock"
+    exit_code, output = run_without_gateway(
+        "users", "add", "alice", "--socket", str(path)
+    )
+    assert exit_code == 1
+    assert "Password" not in output
+    assert "the gateway is not running" in output

@@ -150,6 +150,12 @@ def call(work: Callable[[], T]) -> T:
         raise click.ClickException(str(error)) from None
 
 
+def _check_reachable(accounts: Accounts) -> None:
+    # One cheap request, so that a stopped gateway is reported before the
+    # operator types a password twice.
+    call(accounts.users)
+
+
 def read_password(password_stdin: bool) -> str:
     """Read a new password from the first line of stdin, or prompt without echo."""
     if password_stdin:
@@ -255,6 +261,7 @@ def add_user(
 ) -> None:
     """Add the user NAME. User names are case-insensitive."""
     accounts = choose_accounts(config_path, socket_path, store_path)
+    _check_reachable(accounts)
     password = read_password(password_stdin)
     call(lambda: accounts.add_user(name, password, devices))
     click.echo(f"Added user {name}.")
@@ -273,6 +280,7 @@ def change_password(
 ) -> None:
     """Set a new password for the user NAME."""
     accounts = choose_accounts(config_path, socket_path, store_path)
+    _check_reachable(accounts)
     password = read_password(password_stdin)
     call(lambda: accounts.set_password(name, password))
     click.echo(f"Changed the password of {name}.")
