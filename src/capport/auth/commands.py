@@ -81,8 +81,8 @@ def accounts_options(command: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,
         help="Change this SQLite store file directly instead of the running "
-        "gateway, such as before its first start. The audit log records "
-        "nothing of it.",
+        "gateway, such as before its first start. Changes made this way "
+        "reach no audit log.",
     )(command)
     command = click.option(
         "--socket",
