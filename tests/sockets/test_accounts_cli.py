@@ -9,6 +9,7 @@ socket's peer is this process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import gc
 import io
@@ -16,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import stat
 import sys
 import warnings
@@ -208,6 +210,33 @@ def test_vouchers_create_splits_large_count(gateway: Gateway, tmp_path: Path) ->
     assert [row["code"] for row in rows] == codes
     assert [int(row["id"]) for row in rows] == list(range(1, 1002))
     assert len(gateway.vouchers()) == 1001
+
+
+def test_vouchers_create_keeps_codes_of_partial_run(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    # The trigger makes the gateway's store reject the second request's rows.
+    with contextlib.closing(sqlite3.connect(gateway.store_path)) as db:
+        db.execute(
+            "CREATE TRIGGER stop_vouchers BEFORE INSERT ON vouchers "
+            "WHEN (SELECT count(*) FROM vouchers) >= 1000 "
+            "BEGIN SELECT RAISE(ABORT, 'voucher limit of the test'); END"
+        )
+        db.commit()
+    target = tmp_path / "codes.csv"
+    result = gateway.run(
+        "vouchers", "create", "--duration", "1h", "--count", "1500",
+        "--csv", str(target),
+    )  # fmt: skip
+    assert result.exit_code == 1
+    codes = result.stdout.split()
+    assert len(codes) == 1000
+    with target.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["code"] for row in rows] == codes
+    assert "Created only 1000 of 1500 voucher(s), ids 1 to 1000." in result.stderr
+    assert "Error: the gateway could not do this" in result.stderr
+    assert len(gateway.vouchers()) == 1000
 
 
 def test_vouchers_create_writes_private_csv(gateway: Gateway, tmp_path: Path) -> None:
