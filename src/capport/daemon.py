@@ -246,11 +246,12 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             config.portal.max_connections_per_client,
             config.portal.request_timeout,
         )
+        control_server = _web_server(
+            create_socket_app(admin), http=PeerCredentialsProtocol
+        )
         sockets = {
             _web_server(portal_app, guard=guard): portal_sockets,
-            _web_server(create_socket_app(admin), http=PeerCredentialsProtocol): [
-                control_socket
-            ],
+            control_server: [control_socket],
         }
         if admin_socket is not None:
             admin_app = create_admin_app(
