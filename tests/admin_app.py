@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from capport.admin.app import create_admin_app, create_socket_app
 from capport.admin.context import AdminContext
 from capport.admin.history import Sampler
+from capport.admin.peers import PeerCredentialsProtocol
 from capport.admin.records import ApiToken, generate_token, token_digest
 from capport.enforce.base import DeviceUsage, MemoryEnforcer, Traffic
 from capport.gateway import Gateway
@@ -142,11 +143,16 @@ def serve_admin(
         await store.add_token(ApiToken(TOKEN_NAME, token_digest(token), 0.0))
 
     asyncio.run(prepare())
+    http: Any = "httptools"
     if require_token:
         app: Any = create_admin_app(context)
     else:
+        # As on the gateway, the control socket's protocol reads the peer's uid.
         app = create_socket_app(context)
-    config = uvicorn.Config(app, lifespan="off", log_config=None, loop="asyncio")
+        http = PeerCredentialsProtocol
+    config = uvicorn.Config(
+        app, lifespan="off", log_config=None, loop="asyncio", http=http
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True

@@ -16,7 +16,8 @@ from rich.table import Column, Table
 from capport import __version__
 from capport.acct.commands import accounting_group
 from capport.admin.commands import tokens_group
-from capport.auth.commands import users_group, vouchers_group
+from capport.auth.commands import users_group
+from capport.auth.voucher_commands import vouchers_group
 from capport.bench.commands import bench_command
 from capport.client.commands import check, login
 from capport.config import ControlSection, load_config, parse_duration

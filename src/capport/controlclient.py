@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
-from capport.errors import ControlError
+from capport.errors import ControlError, GatewayUnreachable
 from capport.models import normalise_mac
 
 
@@ -73,27 +73,123 @@ class ControlClient:
         )["extended"]
         return extended
 
+    # Users and vouchers
+
+    def users(self) -> list[dict[str, Any]]:
+        """Return the local users, without their password hashes."""
+        users: list[dict[str, Any]] = self._request("GET", "/api/v1/users")["users"]
+        return users
+
+    def add_user(
+        self, name: str, password: str, max_devices: int | None
+    ) -> dict[str, Any]:
+        """Add a local user, whose password the gateway hashes."""
+        body = {"name": name, "password": password, "max_devices": max_devices}
+        return self._request("POST", "/api/v1/users", body)
+
+    def set_password(self, name: str, password: str) -> None:
+        """Replace the password of the user name."""
+        path = f"/api/v1/users/{quote(name, safe='')}/password"
+        self._request("PUT", path, {"password": password})
+
+    def remove_user(self, name: str) -> None:
+        """Remove the user name."""
+        self._request("DELETE", f"/api/v1/users/{quote(name, safe='')}")
+
+    def vouchers(self) -> list[dict[str, Any]]:
+        """Return the vouchers with their limits and state."""
+        body = self._request("GET", "/api/v1/vouchers")
+        vouchers: list[dict[str, Any]] = body["vouchers"]
+        return vouchers
+
+    def create_vouchers(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        """Create vouchers as request describes and return them with their codes."""
+        body = self._request("POST", "/api/v1/vouchers", request)
+        created: list[dict[str, Any]] = body["vouchers"]
+        return created
+
+    def revoke_voucher(self, request: dict[str, Any]) -> int:
+        """Revoke the voucher that request names by id or code and return its id."""
+        body = self._request("POST", "/api/v1/vouchers/revoke", request)
+        voucher_id: int = body["id"]
+        return voucher_id
+
+    def vouchers_csv(self) -> str:
+        """Return the vouchers as CSV, without codes."""
+        path = "/api/v1/vouchers.csv"
+        response = self._send("GET", path, None)
+        if response.is_error:
+            raise self._error("GET", path, response)
+        return response.text
+
     def _request(
         self, method: str, path: str, body: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        try:
-            response = self._http.request(method, path, json=body)
-        except httpx.TransportError as error:
-            raise ControlError(
-                f"cannot reach the gateway's control socket {self._path}: {error}. "
-                "Is `capport run` running? Pass --socket or --config to point "
-                "at it."
-            ) from error
+        response = self._send(method, path, body)
+        if response.is_error:
+            raise self._error(method, path, response)
+        if response.status_code == 204:
+            return {}
         try:
             reply: dict[str, Any] = response.json()
         except ValueError:
-            raise ControlError(
-                f"the gateway's control socket {self._path} sent HTTP "
-                f"{response.status_code} without a JSON body to {method} {path}"
-            ) from None
-        if response.is_error:
-            raise ControlError(_error_text(reply, response.status_code))
+            raise self._no_json(method, path, response) from None
         return reply
+
+    def _send(
+        self, method: str, path: str, body: dict[str, Any] | None
+    ) -> httpx.Response:
+        try:
+            return self._http.request(method, path, json=body)
+        except httpx.TransportError as error:
+            raise _unreachable(self._path, error) from error
+
+    def _error(self, method: str, path: str, response: httpx.Response) -> ControlError:
+        try:
+            reply = response.json()
+        except ValueError:
+            return self._no_json(method, path, response)
+        if not isinstance(reply, dict):
+            return self._no_json(method, path, response)
+        return ControlError(_error_text(reply, response.status_code))
+
+    def _no_json(
+        self, method: str, path: str, response: httpx.Response
+    ) -> ControlError:
+        return ControlError(
+            f"the gateway's control socket {self._path} sent HTTP "
+            f"{response.status_code} without a JSON body to {method} {path}"
+        )
+
+
+def _unreachable(path: Path, error: httpx.TransportError) -> GatewayUnreachable:
+    cause = _os_error(error)
+    if isinstance(cause, PermissionError):
+        return GatewayUnreachable(
+            f"permission denied on the gateway's control socket {path}: only "
+            "the gateway's user (root) may connect, so run the command as root"
+        )
+    if isinstance(cause, FileNotFoundError):
+        reason = "the socket does not exist, so the gateway is not running"
+    elif isinstance(cause, ConnectionRefusedError):
+        reason = "no gateway is listening on it"
+    else:
+        reason = str(error)
+    return GatewayUnreachable(
+        f"cannot reach the gateway's control socket {path}: {reason}. Start the "
+        "gateway with `capport run` (or `systemctl start capport`), or pass "
+        "--socket or --config to point at its socket."
+    )
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """Return the OSError that httpx's transport error wraps, if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _mac_path(mac: str) -> str:

@@ -25,6 +25,7 @@ from capport.acct.recorder import AccountingRecorder
 from capport.admin.app import create_admin_app, create_socket_app
 from capport.admin.context import AdminContext
 from capport.admin.history import Sampler
+from capport.admin.peers import PeerCredentialsProtocol
 from capport.auth.radius.method import RadiusAuthenticator, build_radius
 from capport.config import Config, load_config
 from capport.control import bind_control_socket
@@ -74,11 +75,12 @@ def _web_server(
     certificate: Path | None = None,
     key: Path | None = None,
     guard: ConnectionGuard | None = None,
+    http: type[asyncio.Protocol] | str = "httptools",
 ) -> _EmbeddedServer:
     config = uvicorn.Config(
         app,
         loop="none",
-        http=guarded_protocol(guard) if guard is not None else "httptools",
+        http=guarded_protocol(guard) if guard is not None else http,
         lifespan="off",
         log_config=None,
         server_header=False,
@@ -244,9 +246,12 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             config.portal.max_connections_per_client,
             config.portal.request_timeout,
         )
+        control_server = _web_server(
+            create_socket_app(admin), http=PeerCredentialsProtocol
+        )
         sockets = {
             _web_server(portal_app, guard=guard): portal_sockets,
-            _web_server(create_socket_app(admin)): [control_socket],
+            control_server: [control_socket],
         }
         if admin_socket is not None:
             admin_app = create_admin_app(

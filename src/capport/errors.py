@@ -26,7 +26,11 @@ class TokenError(CapportError, ValueError):
 
 
 class ControlError(CapportError):
-    """The control socket of the running gateway could not be reached."""
+    """A request to the running gateway's control socket failed."""
+
+
+class GatewayUnreachable(ControlError, ConnectionError):
+    """No gateway listens on the control socket, or the socket rejected the caller."""
 
 
 class RecordExists(CapportError, ValueError):

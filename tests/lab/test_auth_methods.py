@@ -1,8 +1,8 @@
 """Signing in with a local user and with a voucher through the real portal.
 
 The clients use curl from their namespaces. Users and vouchers are created
-with the capport command line on the store file of the running gateway, as
-an operator would. Every test leaves both clients captive.
+with the capport command line through the running gateway's control socket,
+as an operator would. Every test leaves both clients captive.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ def clean(auth_lab: Lab) -> Iterator[Lab]:
 
 
 def run_capport(lab: Lab, *args: str, stdin: str = "") -> str:
-    """Run a capport command on the laboratory's store file; return its stdout."""
+    """Run a capport command on the laboratory's gateway; return its stdout."""
     result = subprocess.run(
-        [sys.executable, "-m", "capport", *args, "--store", str(lab.store_path)],
+        [sys.executable, "-m", "capport", *args, "--socket", str(lab.control_socket)],
         input=stdin,
         capture_output=True,
         text=True,

@@ -215,3 +215,23 @@ def test_revoke_unknown_code_fails(store_path: Path) -> None:
     assert "no voucher has this code" in fail(
         store_path, "vouchers", "revoke", "ZZZZZ-ZZZZZ"
     )
+
+
+def test_export_writes_private_csv(store_path: Path, tmp_path: Path) -> None:
+    code = invoke(store_path, "vouchers", "create", "--duration", "1h").strip()
+    invoke(store_path, "vouchers", "revoke", "1")
+    target = tmp_path / "vouchers.csv"
+    target.write_text("old\n")
+    target.chmod(0o644)
+    invoke(store_path, "vouchers", "export", "--csv", str(target))
+    with target.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["id"], row["state"]) for row in rows] == [("1", "revoked")]
+    assert code not in target.read_text()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_list_vouchers_table(store_path: Path) -> None:
+    invoke(store_path, "vouchers", "create", "--duration", "90m", "--devices", "3")
+    line = invoke(store_path, "vouchers", "list").strip()
+    assert line == "1\tunused\tuses 0/unlimited\tdevices 3\t5400 s\tfirst used -"

@@ -1,7 +1,7 @@
 """`capport accounting export`: the accounting records as CSV.
 
-Like `capport users`, the command reads the store file directly, so it
-works whether the gateway runs or not.
+The command reads the store file directly, so it works whether the
+gateway runs or not.
 """
 
 from __future__ import annotations

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import time
 from typing import Annotated
 
@@ -18,15 +16,18 @@ from capport.admin.schemas import (
     NewPassword,
     NewUser,
     NewVouchers,
+    RevokedVoucher,
     UserBody,
     UserList,
     VoucherBody,
     VoucherList,
+    VoucherRevocation,
 )
 from capport.admin.security import audit
 from capport.auth.passwords import hash_password
 from capport.auth.records import NewVoucher, User, Voucher
 from capport.auth.users import normalise_username
+from capport.auth.voucherrows import render_vouchers_csv, voucher_row
 from capport.auth.vouchers import code_digest, generate_code, normalise_code
 from capport.errors import RecordExists, RecordNotFound
 
@@ -34,12 +35,6 @@ router = APIRouter()
 
 # SQLite integers are signed 64-bit; a larger id would overflow, not miss.
 VoucherId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-
-CSV_COLUMNS = (
-    "id", "state", "duration_seconds", "quota_bytes", "max_devices", "max_uses",
-    "uses", "created", "first_used", "revoked",
-)  # fmt: skip
-
 
 # Users
 
@@ -63,7 +58,9 @@ async def add_user(request: Request, body: NewUser) -> UserBody:
     return _user_body(user)
 
 
-@router.delete("/users/{name}", status_code=204)
+# The name may contain "/", which a client sends as %2F and the router
+# decodes before matching, so the parameter takes the rest of the path.
+@router.delete("/users/{name:path}", status_code=204)
 async def remove_user(request: Request, name: str) -> Response:
     """Remove a user; devices already signed in keep their sessions."""
     username = _username(name)
@@ -75,8 +72,9 @@ async def remove_user(request: Request, name: str) -> Response:
     return Response(status_code=204)
 
 
-@router.put("/users/{name}/password", status_code=204)
+@router.put("/users/{name:path}/password", status_code=204)
 async def set_password(request: Request, name: str, body: NewPassword) -> Response:
+    """Replace a user's password. Neither the password nor its hash is logged."""
     username = _username(name)
     password_hash = await _hash(body.password)
     try:
@@ -132,14 +130,15 @@ async def create_vouchers(request: Request, body: NewVouchers) -> CreatedVoucher
         )
         for code in codes
     ]
-    stored = await context_of(request).store.add_vouchers(new, time.time())
+    now = time.time()
+    stored = await context_of(request).store.add_vouchers(new, now)
     audit(
         request, "created %d voucher(s), ids %d to %d, %.0f s each.", len(stored),
         stored[0].id, stored[-1].id, body.duration,
     )  # fmt: skip
     return CreatedVouchers(
         vouchers=[
-            CreatedVoucher(id=voucher.id, code=code)
+            CreatedVoucher(**voucher_row(voucher, now), code=code)
             for code, voucher in zip(codes, stored, strict=True)
         ]
     )
@@ -156,6 +155,41 @@ async def revoke_voucher(request: Request, voucher_id: VoucherId) -> Response:
     return Response(status_code=204)
 
 
+@router.post("/vouchers/revoke", response_model=RevokedVoucher)
+async def revoke_voucher_by_code(
+    request: Request, body: VoucherRevocation
+) -> RevokedVoucher:
+    """Revoke the voucher with the given id or code, as `capport vouchers revoke`.
+
+    Devices already using it keep their sessions. Revoking a revoked voucher
+    keeps its first revocation time.
+    """
+    store = context_of(request).store
+    if (body.id is None) == (body.code is None):
+        raise ApiError(422, "give exactly one of id and code", "code")
+    if body.code is not None:
+        voucher = await store.voucher(code_digest(body.code))
+        if voucher is None:
+            raise ApiError(
+                404,
+                "no voucher has this code: check it against the printed codes, "
+                "or give the voucher's id from `capport vouchers list` or "
+                "GET /api/v1/vouchers",
+                "code",
+            )
+        voucher_id = voucher.id
+    else:
+        assert body.id is not None
+        voucher_id = body.id
+    try:
+        await store.revoke_voucher(voucher_id, time.time())
+    except RecordNotFound as error:
+        raise ApiError(404, str(error), "id") from None
+    given_by = "id" if body.code is None else "code"
+    audit(request, "revoked voucher %d (given by %s).", voucher_id, given_by)
+    return RevokedVoucher(id=voucher_id)
+
+
 @router.get(
     "/vouchers.csv",
     response_class=Response,
@@ -165,42 +199,13 @@ async def vouchers_csv(request: Request) -> Response:
     """Return the vouchers as CSV; codes are not stored, so none appear."""
     vouchers = await context_of(request).store.vouchers()
     now = time.time()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for voucher in vouchers:
-        row = _voucher_body(voucher, now)
-        writer.writerow(
-            [
-                row.id, row.state, f"{row.duration:g}", _blank(row.quota_bytes),
-                _blank(row.max_devices), _blank(row.max_uses), row.uses,
-                row.created, _blank(row.first_used), _blank(row.revoked),
-            ]
-        )  # fmt: skip
+    text = render_vouchers_csv([voucher_row(voucher, now) for voucher in vouchers])
     return Response(
-        buffer.getvalue(),
+        text,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="vouchers.csv"'},
     )
 
 
-def _blank(value: object) -> object:
-    return "" if value is None else value
-
-
 def _voucher_body(voucher: Voucher, now: float) -> VoucherBody:
-    state = voucher.unavailable_reason(now)
-    if state is None:
-        state = "unused" if voucher.first_used_at is None else "in use"
-    return VoucherBody(
-        id=voucher.id,
-        state=state,
-        duration=voucher.duration,
-        quota_bytes=voucher.quota_bytes,
-        max_devices=voucher.max_devices,
-        max_uses=voucher.max_uses,
-        uses=voucher.uses,
-        created=voucher.created_at,
-        first_used=voucher.first_used_at,
-        revoked=voucher.revoked_at,
-    )
+    return VoucherBody(**voucher_row(voucher, now))

@@ -1,8 +1,8 @@
 """`capport tokens`: bearer tokens of the admin API, kept in the store.
 
-Like `capport users`, the commands open the store file directly, so a token
-works at the running gateway's next request. The store keeps only each
-token's SHA-256, so `create` shows the token once.
+The commands open the store file directly, so a token works at the
+running gateway's next request. The store keeps only each token's SHA-256,
+so `create` shows the token once.
 """
 
 from __future__ import annotations

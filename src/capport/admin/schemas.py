@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from capport.auth.users import normalise_username
+from capport.auth.vouchers import CODE_LENGTH, normalise_code
 from capport.config import MAX_SESSION_SECONDS
 from capport.models import normalise_mac
 
@@ -199,10 +200,44 @@ class NewVouchers(_Request):
     max_uses: int | None = Field(default=None, ge=1, le=1_000_000_000)
 
 
-class CreatedVoucher(BaseModel):
-    id: int
+class CreatedVoucher(VoucherBody):
     code: str = Field(description="shown only in this response; the store keeps a hash")
 
 
 class CreatedVouchers(BaseModel):
     vouchers: list[CreatedVoucher]
+
+
+class VoucherRevocation(_Request):
+    """One voucher to revoke, named by exactly one of id and code.
+
+    The code travels in the body rather than the path, so access logs never
+    record it.
+    """
+
+    id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="as printed, in any case, with or without the dash",
+        examples=["K7QXM-3HNPD"],
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _check_code(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = normalise_code(value)
+        if code is None:
+            # The message leaves the value out, because it may be a real code.
+            raise ValueError(
+                f"invalid voucher code: expected {CODE_LENGTH} letters and digits "
+                "such as K7QXM-3HNPD"
+            )
+        return code
+
+
+class RevokedVoucher(BaseModel):
+    id: int

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from capport.admin.errors import ApiError
+from capport.admin.peers import peer_of
 from capport.admin.records import token_digest
 from capport.store.base import Store
 
@@ -35,10 +36,12 @@ class TokenCheck:
         self.required = required
         self._touched: dict[str, float] = {}
 
-    async def actor(self, credentials: HTTPAuthorizationCredentials | None) -> str:
-        """Return who is acting: the token's name, or the control socket."""
+    async def actor(
+        self, request: Request, credentials: HTTPAuthorizationCredentials | None
+    ) -> str:
+        """Return who is acting: the token's name, or the control socket's peer."""
         if not self.required:
-            return CONTROL_SOCKET_ACTOR
+            return _socket_actor(request)
         if credentials is None:
             raise _unauthorised(
                 "missing bearer token: send Authorization: Bearer <token>, "
@@ -52,6 +55,13 @@ class TokenCheck:
             self._touched[token.name] = now
             await self.store.touch_token(token.name, now)
         return f"token {token.name}"
+
+
+def _socket_actor(request: Request) -> str:
+    peer = peer_of(request)
+    if peer is None:
+        return CONTROL_SOCKET_ACTOR
+    return f"{CONTROL_SOCKET_ACTOR} (uid {peer.uid}, pid {peer.pid})"
 
 
 def _unauthorised(message: str) -> ApiError:
@@ -86,7 +96,7 @@ async def authenticate(
     """Check the origin and the token; remember the actor for the audit log."""
     check_origin(request)
     check: TokenCheck = request.app.state.token_check
-    actor = await check.actor(credentials)
+    actor = await check.actor(request, credentials)
     request.state.actor = actor
     return actor
 

@@ -20,12 +20,17 @@ _HASHER = PasswordHasher(type=Type.ID)
 MAX_PASSWORD_CHARS = 1024
 
 
-def hash_password(password: str) -> str:
-    """Hash password with a fresh random salt and return the PHC string."""
+def check_password(password: str) -> None:
+    """Raise ValueError if password is empty or too long to store."""
     if not password:
         raise ValueError("the password is empty: choose a non-empty password")
     if len(password) > MAX_PASSWORD_CHARS:
         raise ValueError(f"the password is longer than {MAX_PASSWORD_CHARS} characters")
+
+
+def hash_password(password: str) -> str:
+    """Hash password with a fresh random salt and return the PHC string."""
+    check_password(password)
     return _HASHER.hash(password)
 
 

@@ -62,6 +62,13 @@ class Voucher:
             return "used up"
         return None
 
+    def state(self, now: float) -> str:
+        """Return unused, in use, expired, used up or revoked, as of now."""
+        reason = self.unavailable_reason(now)
+        if reason is not None:
+            return reason
+        return "unused" if self.first_used_at is None else "in use"
+
 
 @dataclass(frozen=True, slots=True)
 class Contact:
