@@ -102,6 +102,44 @@ def test_set_password_and_remove(tmp_path: Path) -> None:
 # Vouchers
 
 
+def test_duplicate_voucher_code_is_rejected(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await _opened(tmp_path / "s.db")
+        await _one_voucher(store)
+        try:
+            with pytest.raises(RecordExists, match="same code"):
+                await _one_voucher(store)
+        finally:
+            await store.close()
+
+    run(scenario())
+
+
+def test_other_voucher_constraint_failure_is_not_called_a_duplicate(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+
+    async def scenario() -> None:
+        store = await _opened(path)
+        await store.close()
+        db = sqlite3.connect(path)
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON vouchers "
+            "BEGIN SELECT RAISE(ABORT, 'vouchers are frozen'); END"
+        )
+        db.commit()
+        db.close()
+        store = await _opened(path)
+        try:
+            with pytest.raises(StoreError, match="vouchers are frozen"):
+                await _one_voucher(store)
+        finally:
+            await store.close()
+
+    run(scenario())
+
+
 def test_voucher_session_starts_voucher_clock(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = await _opened(tmp_path / "s.db")

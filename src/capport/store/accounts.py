@@ -18,6 +18,20 @@ _VOUCHER_COLUMNS = (
 )
 
 
+def is_duplicate(error: sqlite3.IntegrityError) -> bool:
+    """Tell whether error is a UNIQUE or PRIMARY KEY violation.
+
+    Other constraint failures (CHECK, NOT NULL, a trigger) mean a bad value,
+    not an existing record, and are reported by the store as they are.
+    """
+    return error.sqlite_errorname in _DUPLICATE_ERRORS
+
+
+_DUPLICATE_ERRORS = frozenset(
+    {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
+)
+
+
 # Users
 
 
@@ -27,7 +41,9 @@ def add_user(db: sqlite3.Connection, user: User) -> None:
             f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?)",
             (user.name, user.password_hash, user.created_at, user.max_devices),
         )
-    except sqlite3.IntegrityError:
+    except sqlite3.IntegrityError as error:
+        if not is_duplicate(error):
+            raise
         raise RecordExists(
             f"user {user.name!r} already exists; use `capport users passwd` "
             "to change the password"
@@ -86,7 +102,9 @@ def add_vouchers(
                     now,
                 ),
             )
-        except sqlite3.IntegrityError:
+        except sqlite3.IntegrityError as error:
+            if not is_duplicate(error):
+                raise
             raise RecordExists("a voucher with the same code exists") from None
         assert cursor.lastrowid is not None
         stored.append(
