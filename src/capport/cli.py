@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
-from rich import box
-from rich.console import Console
-from rich.table import Column, Table
 
-from capport import __version__
+from capport import __version__, clientlisting
 from capport.acct.commands import accounting_group
 from capport.admin.commands import tokens_group
 from capport.auth.commands import users_group
@@ -96,45 +91,7 @@ def clients(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    if len(rows) > PLAIN_LIST_ROWS:
-        _print_plain(rows)
-    else:
-        _print_table(rows)
-    click.echo(f"{len(rows)} authorised device(s).")
-
-
-# rich lays out a table in time that grows fast with its rows (about 45 s
-# for 100,000 on a 2-core machine), so long lists are printed as lines.
-PLAIN_LIST_ROWS = 1000
-
-
-def _print_plain(rows: list[dict[str, Any]]) -> None:
-    click.echo(f"{'MAC':<17}  {'IP':<15}  {'since':<14}  {'expires':<14}  remaining")
-    for row in rows:
-        click.echo(
-            f"{row['mac']}  {row['ip']:<15}  {_clock(row['since'])}  "
-            f"{_clock(row['expires'])}  {_duration(row['remaining'])}"
-        )
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    table = Table(
-        Column("MAC", no_wrap=True, min_width=17),
-        Column("IP", min_width=15, overflow="fold"),
-        Column("since", no_wrap=True),
-        Column("expires", no_wrap=True),
-        Column("remaining", no_wrap=True),
-        box=box.SIMPLE_HEAD,
-    )
-    for row in rows:
-        table.add_row(
-            row["mac"],
-            row["ip"],
-            _clock(row["since"]),
-            _clock(row["expires"]),
-            _duration(row["remaining"]),
-        )
-    Console().print(table)
+    clientlisting.print_clients(rows, click.echo)
 
 
 @main.command()
@@ -177,7 +134,8 @@ def grant(
     except CapportError as error:
         raise click.ClickException(str(error)) from None
     click.echo(
-        f"Granted {row['mac']} at {row['ip']} for {_duration(row['remaining'])} "
+        f"Granted {row['mac']} at {row['ip']} for "
+        f"{clientlisting.duration(row['remaining'])} "
         f"(session {row['session']})."
     )
 
@@ -199,7 +157,7 @@ def extend(
     for row in extended:
         click.echo(
             f"Extended {row['mac']} at {row['ip']} to "
-            f"{_duration(row['remaining'])} (session {row['session']})."
+            f"{clientlisting.duration(row['remaining'])} (session {row['session']})."
         )
 
 
@@ -320,16 +278,6 @@ def _seconds(value: str | None) -> float | None:
         return parse_duration(value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
-
-
-def _clock(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp).strftime("%m-%d %H:%M:%S")
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 if __name__ == "__main__":
