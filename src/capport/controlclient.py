@@ -130,7 +130,7 @@ class ControlClient:
         return self._request("POST", "/api/v1/tokens", {"name": name})
 
     def revoke_token(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Revoke the token named by id or name in request; return both."""
+        """Revoke the token that request names by id or name; return both."""
         return self._request("POST", "/api/v1/tokens/revoke", request)
 
     def accounting_csv(self, since: str | None, until: str | None) -> str:

@@ -21,7 +21,7 @@ class ApiToken:
     digest: str
     created_at: float
     last_used_at: float | None = None
-    # 0 until the store has assigned one, since ids come from the store.
+    # The store assigns the id, so a token not yet stored has 0.
     id: int = 0
 
 

@@ -1,8 +1,8 @@
 """Admin API routes for the API's own bearer tokens, on the control socket only.
 
-A bearer token on the TCP admin listener cannot reach these routes: a
-token that could mint tokens would let a leaked token outlive its own
-revocation. Only root reaches the control socket (mode 0600), and root can
+A request with a bearer token on the TCP admin listener gets 403 here,
+because a token that could create tokens would let a leaked token outlive
+its own revocation. Only root reaches the control socket (mode 0600), and root can
 open the store anyway, so the socket adds no power, only the audit log.
 """
 
@@ -50,14 +50,14 @@ router = APIRouter(
 
 @router.get("", response_model=TokenList)
 async def list_tokens(request: Request) -> TokenList:
-    """List the tokens by id and name; their values are not stored."""
+    """List the tokens by id and name. The store does not keep their values."""
     tokens = await context_of(request).store.tokens()
     return TokenList(tokens=[_token_body(token) for token in tokens])
 
 
 @router.post("", response_model=CreatedToken, status_code=201)
 async def create_token(request: Request, body: NewToken) -> CreatedToken:
-    """Create a token; this response is the only place its value appears."""
+    """Create a token. This response is the only place its value appears."""
     value = generate_token()
     new = ApiToken(body.name, token_digest(value), time.time())
     try:
@@ -70,13 +70,15 @@ async def create_token(request: Request, body: NewToken) -> CreatedToken:
 
 @router.delete("/{token_id}", status_code=204)
 async def revoke_token(request: Request, token_id: TokenId) -> Response:
-    """Revoke a token; requests with it get 401 from then on."""
+    """Revoke a token. Requests with it get 401 from then on."""
     await _revoke(request, TokenRevocation(id=token_id))
     return Response(status_code=204)
 
 
 @router.post("/revoke", response_model=RevokedToken)
-async def revoke_token_by_name(request: Request, body: TokenRevocation) -> RevokedToken:
+async def revoke_token_by_id_or_name(
+    request: Request, body: TokenRevocation
+) -> RevokedToken:
     """Revoke the token with the given id or name, as `capport tokens revoke`."""
     return await _revoke(request, body)
 
