@@ -76,7 +76,8 @@ def export(
         click.echo(text, nl=False)
     else:
         _write_private(csv_path, text)
-    rows = len(list(csv.reader(io.StringIO(text)))) - 1
+    # The first line is the header.
+    rows = max(0, len(list(csv.reader(io.StringIO(text)))) - 1)
     click.echo(f"Exported {rows} accounting record(s).", err=True)
 
 
