@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from capport.admin.records import ApiToken, Sample
 from capport.errors import RecordExists, RecordNotFound
+from capport.store.accounts import is_duplicate
 
 # AUTOINCREMENT keeps a revoked token's id from being given to a new token,
 # so a stale id in a script cannot revoke the wrong one.
@@ -78,7 +79,9 @@ def add_token(db: sqlite3.Connection, token: ApiToken) -> ApiToken:
             f"INSERT INTO api_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?)",
             (token.name, token.digest, token.created_at, token.last_used_at),
         )
-    except sqlite3.IntegrityError:
+    except sqlite3.IntegrityError as error:
+        if not is_duplicate(error):
+            raise
         raise RecordExists(
             f"API token {token.name!r} already exists; revoke it first or "
             "choose another name"
