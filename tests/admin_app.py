@@ -129,9 +129,17 @@ class Served:
 
 @contextmanager
 def serve_admin(
-    store_path: Path, sock: socket.socket, *, require_token: bool = True
+    store_path: Path,
+    sock: socket.socket,
+    *,
+    require_token: bool = True,
+    token_name: str = TOKEN_NAME,
 ) -> Iterator[Served]:
-    """Serve a fresh gateway's admin API on sock until the block ends."""
+    """Serve a fresh gateway's admin API on sock until the block ends.
+
+    token_name names the token it stores, so that two servers can share
+    one store file.
+    """
     store = SQLiteStore(store_path)
     enforcer = MemoryEnforcer()
     gateway, _, context = build_context(store, enforcer, ResponderStats())
@@ -140,7 +148,7 @@ def serve_admin(
     async def prepare() -> None:
         await store.open()
         await gateway.start()
-        await store.add_token(ApiToken(TOKEN_NAME, token_digest(token), 0.0))
+        await store.add_token(ApiToken(token_name, token_digest(token), 0.0))
 
     asyncio.run(prepare())
     http: Any = "httptools"

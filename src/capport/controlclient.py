@@ -116,8 +116,41 @@ class ControlClient:
 
     def vouchers_csv(self) -> str:
         """Return the vouchers as CSV, without codes."""
-        path = "/api/v1/vouchers.csv"
-        response = self._send("GET", path, None)
+        return self._text("/api/v1/vouchers.csv")
+
+    # API tokens and accounting
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """Return the admin API's tokens, without their values."""
+        tokens: list[dict[str, Any]] = self._request("GET", "/api/v1/tokens")["tokens"]
+        return tokens
+
+    def create_token(self, name: str) -> dict[str, Any]:
+        """Create the token name and return it with its value."""
+        return self._request("POST", "/api/v1/tokens", {"name": name})
+
+    def revoke_token(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Revoke the token that request names by id or name; return both."""
+        return self._request("POST", "/api/v1/tokens/revoke", request)
+
+    def accounting_csv(self, since: str | None, until: str | None) -> str:
+        """Return the accounting records of sessions overlapping the period as CSV.
+
+        since and until take the forms of capport.acct.records.parse_time;
+        None means the oldest record and the gateway's current time.
+        """
+        params = {
+            name: value
+            for name, value in (("since", since), ("until", until))
+            if value is not None
+        }
+        return self._text("/api/v1/accounting.csv", params)
+
+    def _text(self, path: str, params: dict[str, str] | None = None) -> str:
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TransportError as error:
+            raise _unreachable(self._path, error) from error
         if response.is_error:
             raise self._error("GET", path, response)
         return response.text

@@ -1,4 +1,4 @@
-"""`capport tokens`: create, list and revoke bearer tokens in the store."""
+"""`capport tokens --store`: create, list and revoke bearer tokens in a store file."""
 
 from __future__ import annotations
 
@@ -89,3 +89,22 @@ def test_revoke_unknown_token_fails(tmp_path: Path) -> None:
     status, _, error = run(tmp_path / "s.db", "revoke", "ghost")
     assert status == 1
     assert "not found" in error
+
+
+def test_revoke_by_id_deletes_token(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    run(store, "create", "ops")
+    run(store, "create", "other")
+    (row,) = [
+        r for r in json.loads(run(store, "list", "--json")[1]) if r["name"] == "ops"
+    ]
+    status, output, _ = run(store, "revoke", "--id", str(row["id"]))
+    assert status == 0
+    assert output == f"Revoked token ops (id {row['id']}).\n"
+    assert len(stored_digests(store)) == 1
+
+
+def test_revoke_unknown_id_fails(tmp_path: Path) -> None:
+    status, _, error = run(tmp_path / "s.db", "revoke", "--id", "7")
+    assert status == 1
+    assert "API token 7 not found" in error

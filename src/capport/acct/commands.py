@@ -1,19 +1,25 @@
 """`capport accounting export`: the accounting records as CSV.
 
-The command reads the store file directly, so it works whether the
-gateway runs or not.
+The command fetches the records from the running gateway's control socket
+(GET /api/v1/accounting.csv), or with --store PATH reads a store file
+directly, such as while the gateway is stopped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import os
 import time
 from pathlib import Path
 
 import click
 
-from capport.acct.records import AccountingRecord, parse_time, render_csv
-from capport.auth.commands import run_on_store, store_options
+from capport.acct.records import parse_time, render_csv
+from capport.auth.backends import with_store
+from capport.auth.commands import call, control_socket, gateway_options
+from capport.controlclient import ControlClient
 
 
 @click.group("accounting")
@@ -40,12 +46,16 @@ def accounting_group() -> None:
     default=None,
     help="Write to this file (created with mode 0600) instead of stdout.",
 )
-@store_options
+@gateway_options(
+    "Read this SQLite store file directly instead of asking the running "
+    "gateway, such as while it is stopped."
+)
 def export(
     since: str | None,
     until: str | None,
     csv_path: Path | None,
     config_path: Path,
+    socket_path: Path | None,
     store_path: Path | None,
 ) -> None:
     """Print the records of sessions that overlap the period, as CSV."""
@@ -54,15 +64,39 @@ def export(
     end = _option_time("--until", until, now, now)
     if end <= start:
         raise click.BadParameter("--until must be later than --since")
-    records: list[AccountingRecord] = run_on_store(
-        config_path, store_path, lambda store: store.accounting_records(start, end)
-    )
-    text = render_csv(records)
+    socket = control_socket(config_path, socket_path, store_path)
+    if socket is None:
+        assert store_path is not None
+        text = call(lambda: _store_csv(store_path, start, end))
+    else:
+        # The gateway parses the values as given, so a duration such as 7d
+        # counts back from its own clock, which is this machine's.
+        text = call(lambda: _gateway_csv(socket, since, until))
     if csv_path is None:
         click.echo(text, nl=False)
     else:
         _write_private(csv_path, text)
-    click.echo(f"Exported {len(records)} accounting record(s).", err=True)
+    # The first line is the header.
+    rows = max(0, len(list(csv.reader(io.StringIO(text)))) - 1)
+    click.echo(f"Exported {rows} accounting record(s).", err=True)
+
+
+def _gateway_csv(socket: Path, since: str | None, until: str | None) -> str:
+    with ControlClient(socket) as control:
+        return control.accounting_csv(since, until)
+
+
+def _store_csv(path: Path, start: float, end: float) -> str:
+    # Opening a missing path would create an empty store and export nothing.
+    if not path.exists():
+        raise click.ClickException(
+            f"store file {path} not found: give the path of the gateway's store "
+            "(store.path in its configuration)"
+        )
+    records = asyncio.run(
+        with_store(path, "full", lambda store: store.accounting_records(start, end))
+    )
+    return render_csv(records)
 
 
 def _option_time(name: str, value: str | None, now: float, default: float) -> float:
@@ -81,6 +115,15 @@ def _write_private(path: Path, text: str) -> None:
     except OSError as error:
         raise click.ClickException(
             f"cannot write the CSV file {path}: {error.strerror}"
+        ) from None
+    try:
+        # open() applies the mode only to a new file, so an existing one is
+        # narrowed here.
+        os.fchmod(descriptor, 0o600)
+    except OSError as error:
+        os.close(descriptor)
+        raise click.ClickException(
+            f"cannot make the CSV file {path} private (mode 0600): {error.strerror}"
         ) from None
     with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as file:
         file.write(text)

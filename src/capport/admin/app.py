@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from capport import __version__
-from capport.admin import accounts, clients
+from capport.admin import accounts, clients, tokens
 from capport.admin.context import AdminContext
 from capport.admin.errors import install_error_handlers
 from capport.admin.metrics import GatewayCollector, build_registry
@@ -32,8 +32,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for status, description in (
         (400, "invalid JSON or a body that is not an object"),
         (401, "missing, invalid or revoked bearer token"),
-        (403, "a cross-origin request that would change state"),
-        (404, "unknown MAC, user, voucher or path"),
+        (
+            403,
+            "a cross-origin request that would change state, or a token "
+            "request that did not come through the control socket",
+        ),
+        (404, "unknown MAC, user, voucher, token or path"),
         (409, "the name is taken or the MAC is blocked"),
         (422, "a field of the wrong type or out of range"),
         (503, "the store or the firewall failed"),
@@ -67,6 +71,7 @@ def create_admin_app(
     )
     api.include_router(clients.router)
     api.include_router(accounts.router)
+    api.include_router(tokens.router)
 
     @api.get("/openapi.json", include_in_schema=False, response_model=None)
     async def openapi() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from capport.admin.records import check_token_name
 from capport.auth.users import normalise_username
 from capport.auth.vouchers import CODE_LENGTH, normalise_code
 from capport.config import MAX_SESSION_SECONDS
@@ -241,3 +242,49 @@ class VoucherRevocation(_Request):
 
 class RevokedVoucher(BaseModel):
     id: int
+
+
+# API tokens
+
+
+class TokenBody(BaseModel):
+    """An API token without its value, which the store does not keep."""
+
+    id: int
+    name: str
+    created: float
+    last_used: float | None = Field(
+        description="last request with the token, within a minute; null if never"
+    )
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenBody]
+
+
+class NewToken(_Request):
+    name: str = Field(min_length=1, max_length=64, examples=["monitoring"])
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return check_token_name(value)
+
+
+class CreatedToken(TokenBody):
+    token: str = Field(
+        description="the bearer token, shown only in this response; the store "
+        "keeps its SHA-256"
+    )
+
+
+class TokenRevocation(_Request):
+    """One token to revoke, named by exactly one of id and name."""
+
+    id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class RevokedToken(BaseModel):
+    id: int
+    name: str

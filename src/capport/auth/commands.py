@@ -8,90 +8,68 @@ sign-in, so a change applies to the next one.
 
 With --store PATH the commands open that SQLite store file directly
 instead: the offline mode, for setting up before the gateway's first start.
-Its changes reach no audit log. store_options and run_on_store serve the
-store-only commands (`capport tokens`, `capport accounting`).
+Its changes reach no audit log. `capport tokens` and `capport accounting`
+share gateway_options, control_socket and call with these commands.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from capport.auth.backends import Accounts, GatewayAccounts, StoreAccounts, with_store
+from capport.auth.backends import Accounts, GatewayAccounts, StoreAccounts
 from capport.auth.passwords import check_password
 from capport.auth.users import normalise_username
-from capport.config import ControlSection, StoreSection, load_config
+from capport.config import ControlSection, load_config
 from capport.errors import CapportError, GatewayUnreachable
-from capport.store.sqlite import SQLiteStore
 
 T = TypeVar("T")
 
 DEFAULT_CONFIG = Path("/etc/capport/capport.toml")
 
 _OFFLINE_HINT = (
-    "To change a store file while the gateway is stopped, pass --store PATH."
+    "To read or change a store file while the gateway is stopped, pass --store PATH."
 )
 
 
-def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --config and --store to a command."""
-    command = click.option(
-        "--store",
-        "store_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="The SQLite store file; read from --config (store.path) when not given.",
-    )(command)
-    return _config_option(command)
+def gateway_options(
+    store_help: str,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Return a decorator that adds --config, --socket and --store.
+
+    store_help describes what the command does with a store file.
+    """
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--store",
+            "store_path",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help=store_help,
+        )(command)
+        command = click.option(
+            "--socket",
+            "socket_path",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="The gateway's control socket; read from --config when not given.",
+        )(command)
+        return _config_option(command)
+
+    return decorate
 
 
-def run_on_store(
-    config_path: Path,
-    store_path: Path | None,
-    work: Callable[[SQLiteStore], Awaitable[T]],
-) -> T:
-    """Open the store, run work on it and close it, as a click command."""
-    try:
-        if store_path is None:
-            if config_path.exists():
-                store_section = load_config(config_path).store
-            else:
-                store_section = StoreSection()
-            store_path = store_section.path
-            synchronous = store_section.synchronous
-        else:
-            synchronous = "full"
-        return asyncio.run(with_store(store_path, synchronous, work))
-    except CapportError as error:
-        raise click.ClickException(str(error)) from None
-
-
-def accounts_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --config, --socket and --store, which choose_accounts reads."""
-    command = click.option(
-        "--store",
-        "store_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="Change this SQLite store file directly instead of the running "
-        "gateway, such as before its first start. Changes made this way "
-        "reach no audit log.",
-    )(command)
-    command = click.option(
-        "--socket",
-        "socket_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="The gateway's control socket; read from --config when not given.",
-    )(command)
-    return _config_option(command)
+accounts_options = gateway_options(
+    "Change this SQLite store file directly instead of the running gateway, "
+    "such as before its first start. Changes made this way reach no audit log."
+)
 
 
 def _config_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,28 +83,39 @@ def _config_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def choose_accounts(
+def control_socket(
     config_path: Path, socket_path: Path | None, store_path: Path | None
-) -> Accounts:
-    """Return the store file's accounts with --store, else the gateway's."""
+) -> Path | None:
+    """Return the control socket to use, or None when --store was given."""
     if store_path is not None:
         if socket_path is not None:
             raise click.UsageError(
                 "--store and --socket exclude each other: give --socket to "
-                "change the running gateway, or --store to change a store file"
+                "use the running gateway, or --store to use a store file"
             )
+        return None
+    if socket_path is not None:
+        return socket_path
+    try:
+        control = (
+            load_config(config_path).control
+            if config_path.exists()
+            else ControlSection()
+        )
+    except CapportError as error:
+        raise click.ClickException(str(error)) from None
+    return control.socket
+
+
+def choose_accounts(
+    config_path: Path, socket_path: Path | None, store_path: Path | None
+) -> Accounts:
+    """Return the store file's accounts with --store, else the gateway's."""
+    socket = control_socket(config_path, socket_path, store_path)
+    if socket is None:
+        assert store_path is not None
         return StoreAccounts(store_path)
-    if socket_path is None:
-        try:
-            control = (
-                load_config(config_path).control
-                if config_path.exists()
-                else ControlSection()
-            )
-        except CapportError as error:
-            raise click.ClickException(str(error)) from None
-        socket_path = control.socket
-    return GatewayAccounts(socket_path)
+    return GatewayAccounts(socket)
 
 
 def call(work: Callable[[], T]) -> T:

@@ -8,17 +8,24 @@ Every function runs on the store's own thread with its connection.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 from capport.admin.records import ApiToken, Sample
 from capport.errors import RecordExists, RecordNotFound
+from capport.store.accounts import is_duplicate
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS api_tokens (
-        name         TEXT PRIMARY KEY,
+# AUTOINCREMENT keeps a revoked token's id from being given to a new token,
+# so a stale id in a script cannot revoke the wrong one.
+_TOKENS_TABLE = """CREATE TABLE IF NOT EXISTS {table} (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        name         TEXT NOT NULL UNIQUE,
         digest       TEXT NOT NULL UNIQUE,
         created_at   REAL NOT NULL,
         last_used_at REAL
-    )""",
+    )"""
+
+SCHEMA = (
+    _TOKENS_TABLE.format(table="api_tokens"),
     """CREATE TABLE IF NOT EXISTS samples (
         taken_at        REAL PRIMARY KEY,
         active_sessions INTEGER NOT NULL,
@@ -28,38 +35,68 @@ SCHEMA = (
 )
 
 _TOKEN_COLUMNS = "name, digest, created_at, last_used_at"
+_SELECT_TOKENS = f"SELECT {_TOKEN_COLUMNS}, id FROM api_tokens"
 
 
 def create(db: sqlite3.Connection) -> None:
+    _add_token_ids(db)
     for statement in SCHEMA:
         db.execute(statement)
+
+
+def _add_token_ids(db: sqlite3.Connection) -> None:
+    """Rebuild an api_tokens table made before tokens had ids.
+
+    SQLite cannot add an AUTOINCREMENT key to a table, so the rows move to
+    a new one, numbered by creation time. db is in autocommit mode, and the
+    check runs inside BEGIN IMMEDIATE so that two processes opening the
+    file at once do not both rebuild it.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(api_tokens)")}
+        if columns and "id" not in columns:
+            db.execute(_TOKENS_TABLE.format(table="api_tokens_with_ids"))
+            db.execute(
+                f"INSERT INTO api_tokens_with_ids ({_TOKEN_COLUMNS}) "
+                f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, name"
+            )
+            db.execute("DROP TABLE api_tokens")
+            db.execute("ALTER TABLE api_tokens_with_ids RENAME TO api_tokens")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 # API tokens
 
 
-def add_token(db: sqlite3.Connection, token: ApiToken) -> None:
+def add_token(db: sqlite3.Connection, token: ApiToken) -> ApiToken:
+    """Insert token and return it with the id the table gave it."""
     try:
-        db.execute(
+        cursor = db.execute(
             f"INSERT INTO api_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?)",
             (token.name, token.digest, token.created_at, token.last_used_at),
         )
-    except sqlite3.IntegrityError:
+    except sqlite3.IntegrityError as error:
+        if not is_duplicate(error):
+            raise
         raise RecordExists(
             f"API token {token.name!r} already exists; revoke it first or "
             "choose another name"
         ) from None
+    assert cursor.lastrowid is not None
+    return replace(token, id=cursor.lastrowid)
 
 
 def list_tokens(db: sqlite3.Connection) -> list[ApiToken]:
-    rows = db.execute(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY name")
+    rows = db.execute(f"{_SELECT_TOKENS} ORDER BY name")
     return [ApiToken(*row) for row in rows.fetchall()]
 
 
 def find_token(db: sqlite3.Connection, digest: str) -> ApiToken | None:
-    row = db.execute(
-        f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE digest=?", (digest,)
-    ).fetchone()
+    row = db.execute(f"{_SELECT_TOKENS} WHERE digest=?", (digest,)).fetchone()
     return None if row is None else ApiToken(*row)
 
 
@@ -67,11 +104,27 @@ def touch_token(db: sqlite3.Connection, name: str, now: float) -> None:
     db.execute("UPDATE api_tokens SET last_used_at=? WHERE name=?", (now, name))
 
 
-def remove_token(db: sqlite3.Connection, name: str) -> None:
-    if db.execute("DELETE FROM api_tokens WHERE name=?", (name,)).rowcount == 0:
+def remove_token(db: sqlite3.Connection, name: str) -> ApiToken:
+    """Delete the token called name and return it."""
+    row = db.execute(f"{_SELECT_TOKENS} WHERE name=?", (name,)).fetchone()
+    if row is None:
         raise RecordNotFound(
             f"API token {name!r} not found; `capport tokens list` shows the tokens"
         )
+    db.execute("DELETE FROM api_tokens WHERE name=?", (name,))
+    return ApiToken(*row)
+
+
+def remove_token_by_id(db: sqlite3.Connection, token_id: int) -> ApiToken:
+    """Delete the token with token_id and return it."""
+    row = db.execute(f"{_SELECT_TOKENS} WHERE id=?", (token_id,)).fetchone()
+    if row is None:
+        raise RecordNotFound(
+            f"API token {token_id} not found; `capport tokens list` shows the "
+            "tokens with their ids"
+        )
+    db.execute("DELETE FROM api_tokens WHERE id=?", (token_id,))
+    return ApiToken(*row)
 
 
 # History samples

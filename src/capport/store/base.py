@@ -152,8 +152,11 @@ class Store(Protocol):
 
     # Admin API tokens, found by the SHA-256 digest of the token
 
-    async def add_token(self, token: ApiToken) -> None:
-        """Store a new token; raise RecordExists if the name is taken."""
+    async def add_token(self, token: ApiToken) -> ApiToken:
+        """Store a new token and return it with its id.
+
+        Raises RecordExists if the name is taken.
+        """
         ...
 
     async def tokens(self) -> list[ApiToken]:
@@ -168,8 +171,18 @@ class Store(Protocol):
         """Record that the token called name was used at now."""
         ...
 
-    async def remove_token(self, name: str) -> None:
-        """Delete a token; raise RecordNotFound if there is none."""
+    async def remove_token(self, name: str) -> ApiToken:
+        """Delete the token called name and return it.
+
+        Raises RecordNotFound if there is none.
+        """
+        ...
+
+    async def remove_token_by_id(self, token_id: int) -> ApiToken:
+        """Delete the token with token_id and return it.
+
+        Raises RecordNotFound if there is none.
+        """
         ...
 
     # History

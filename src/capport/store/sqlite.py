@@ -147,8 +147,8 @@ class SQLiteStore:
 
     # Admin API tokens and history
 
-    async def add_token(self, token: ApiToken) -> None:
-        await self._run(lambda: self._write(admin.add_token, token))
+    async def add_token(self, token: ApiToken) -> ApiToken:
+        return await self._run(lambda: self._write(admin.add_token, token))
 
     async def tokens(self) -> list[ApiToken]:
         return await self._run(lambda: admin.list_tokens(self._conn))
@@ -159,8 +159,11 @@ class SQLiteStore:
     async def touch_token(self, name: str, now: float) -> None:
         await self._run(lambda: self._write(admin.touch_token, name, now))
 
-    async def remove_token(self, name: str) -> None:
-        await self._run(lambda: self._write(admin.remove_token, name))
+    async def remove_token(self, name: str) -> ApiToken:
+        return await self._run(lambda: self._write(admin.remove_token, name))
+
+    async def remove_token_by_id(self, token_id: int) -> ApiToken:
+        return await self._run(lambda: self._write(admin.remove_token_by_id, token_id))
 
     async def add_sample(self, sample: Sample, keep_after: float) -> None:
         await self._run(lambda: self._write(admin.add_sample, sample, keep_after))
