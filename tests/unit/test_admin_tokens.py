@@ -105,6 +105,8 @@ def test_revoke_by_id_deletes_token(tmp_path: Path) -> None:
 
 
 def test_revoke_unknown_id_fails(tmp_path: Path) -> None:
-    status, _, error = run(tmp_path / "s.db", "revoke", "--id", "7")
+    store = tmp_path / "s.db"
+    run(store, "create", "ops")
+    status, _, error = run(store, "revoke", "--id", "7")
     assert status == 1
     assert "API token 7 not found" in error

@@ -235,3 +235,22 @@ def test_list_vouchers_table(store_path: Path) -> None:
     invoke(store_path, "vouchers", "create", "--duration", "90m", "--devices", "3")
     line = invoke(store_path, "vouchers", "list").strip()
     assert line == "1\tunused\tuses 0/unlimited\tdevices 3\t5400 s\tfirst used -"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("users", "list"),
+        ("users", "remove", "alice"),
+        ("vouchers", "list"),
+        ("vouchers", "revoke", "1"),
+        ("tokens", "list"),
+        ("tokens", "revoke", "monitoring"),
+    ],
+)
+def test_offline_command_rejects_missing_store(
+    store_path: Path, argv: tuple[str, ...]
+) -> None:
+    output = fail(store_path, *argv)
+    assert f"store file {store_path} not found" in output
+    assert not store_path.exists()

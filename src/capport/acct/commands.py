@@ -87,12 +87,6 @@ def _gateway_csv(socket: Path, since: str | None, until: str | None) -> str:
 
 
 def _store_csv(path: Path, start: float, end: float) -> str:
-    # Opening a missing path would create an empty store and export nothing.
-    if not path.exists():
-        raise click.ClickException(
-            f"store file {path} not found: give the path of the gateway's store "
-            "(store.path in its configuration)"
-        )
     records = asyncio.run(
         with_store(path, "full", lambda store: store.accounting_records(start, end))
     )

@@ -72,7 +72,7 @@ class StoreTokens:
     def create_token(self, name: str) -> dict[str, Any]:
         value = generate_token()
         new = ApiToken(name, token_digest(value), time.time())
-        token = self._run(lambda store: store.add_token(new))
+        token = self._run(lambda store: store.add_token(new), create=True)
         return {**token_row(token), "token": value}
 
     def revoke_token(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +84,10 @@ class StoreTokens:
             token = self._run(lambda store: store.remove_token(name))
         return {"id": token.id, "name": token.name}
 
-    def _run(self, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
-        return asyncio.run(with_store(self.path, "full", work))
+    def _run(
+        self, work: Callable[[SQLiteStore], Awaitable[T]], create: bool = False
+    ) -> T:
+        return asyncio.run(with_store(self.path, "full", work, create=create))
 
 
 def token_row(token: ApiToken) -> dict[str, Any]:

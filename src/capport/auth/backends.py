@@ -21,7 +21,7 @@ from capport.auth.records import NewVoucher, User
 from capport.auth.voucherrows import render_vouchers_csv, voucher_row
 from capport.auth.vouchers import code_digest, generate_code, normalise_code
 from capport.controlclient import ControlClient
-from capport.errors import RecordNotFound
+from capport.errors import RecordNotFound, StoreError
 from capport.store.sqlite import SQLiteStore
 
 T = TypeVar("T")
@@ -127,7 +127,7 @@ class StoreAccounts:
 
     def add_user(self, name: str, password: str, max_devices: int | None) -> None:
         user = User(name, hash_password(password), time.time(), max_devices)
-        self._run(lambda store: store.add_user(user))
+        self._run(lambda store: store.add_user(user), create=True)
 
     def set_password(self, name: str, password: str) -> None:
         password_hash = hash_password(password)
@@ -154,7 +154,7 @@ class StoreAccounts:
             for code in codes
         ]
         now = time.time()
-        stored = self._run(lambda store: store.add_vouchers(new, now))
+        stored = self._run(lambda store: store.add_vouchers(new, now), create=True)
         return [
             {**voucher_row(voucher, now), "code": code}
             for code, voucher in zip(codes, stored, strict=True)
@@ -176,8 +176,10 @@ class StoreAccounts:
     def vouchers_csv(self) -> str:
         return render_vouchers_csv(self.vouchers())
 
-    def _run(self, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
-        return asyncio.run(with_store(self.path, self.synchronous, work))
+    def _run(
+        self, work: Callable[[SQLiteStore], Awaitable[T]], create: bool = False
+    ) -> T:
+        return asyncio.run(with_store(self.path, self.synchronous, work, create=create))
 
 
 async def _voucher_id(store: SQLiteStore, typed: str) -> int:
@@ -192,9 +194,22 @@ async def _voucher_id(store: SQLiteStore, typed: str) -> int:
 
 
 async def with_store(
-    path: Path, synchronous: str, work: Callable[[SQLiteStore], Awaitable[T]]
+    path: Path,
+    synchronous: str,
+    work: Callable[[SQLiteStore], Awaitable[T]],
+    *,
+    create: bool = False,
 ) -> T:
-    """Open the store at path, run work on it and close it."""
+    """Open the store at path, run work on it and close it.
+
+    A missing file is created only when create is true: a listing or a
+    removal on a mistyped path would otherwise leave an empty store there.
+    """
+    if not create and not path.exists():
+        raise StoreError(
+            f"store file {path} not found: give the path of the gateway's store "
+            "(store.path in its configuration)"
+        )
     store = SQLiteStore(path, synchronous=synchronous)
     await store.open()
     try:

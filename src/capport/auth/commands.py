@@ -130,8 +130,10 @@ def call(work: Callable[[], T]) -> T:
 
 def _check_reachable(accounts: Accounts) -> None:
     # One cheap request, so that a stopped gateway is reported before the
-    # operator types a password twice.
-    call(accounts.users)
+    # operator types a password twice. A store file that is not there yet
+    # is created by the first user added to it.
+    if not isinstance(accounts, StoreAccounts) or accounts.path.exists():
+        call(accounts.users)
 
 
 def read_password(password_stdin: bool) -> str:
