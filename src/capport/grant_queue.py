@@ -29,7 +29,7 @@ Commit = Callable[[list[R]], Awaitable[list[T | Exception]]]
 
 
 class BatchQueue(Generic[R, T]):
-    """Runs commit on batches of submitted requests, one batch at a time.
+    """A queue that runs commit on batches of submitted requests, one at a time.
 
     keys returns what a request must not share with another request in the
     same batch (an address, a MAC, a voucher). A request that shares one is
