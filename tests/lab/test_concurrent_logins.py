@@ -1,9 +1,10 @@
 """Many devices click through the portal at once, and every one gets access.
 
-The benchmarks' testbed gives client c2 simulated devices (macvlan
-interfaces, each with its own MAC and address), and their load generator
-logs them in 32 at a time: the splash page, Accept, then a new connection
-to the upstream host, which completes only once the gateway forwards it.
+The benchmarks' testbed gives client c2 simulated devices: macvlan
+interfaces, each with its own MAC and address. Their load generator logs
+them in 32 at a time. Each login fetches the splash page, posts Accept,
+then opens a new connection to the upstream host, which completes only
+once the gateway forwards it.
 Logins that arrive together are granted in shared batches, so this checks
 that every device of a batch is in the store and the kernel set and that
 each grant was in effect before its 303.
