@@ -199,6 +199,10 @@ class Gateway:
         responding at the old one, whose entry then goes stale, so it may
         sign in again at the new address.
         """
+        if device.mac not in self._by_mac:
+            # Every MAC with an active session is a key of _by_mac, so the
+            # scan below, which grows with the sessions, finds nothing.
+            return None
         for session in self._active.values():
             other = session.device
             if other.mac != device.mac or self._by_ip.get(device.ip) is session:
