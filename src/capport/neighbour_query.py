@@ -106,6 +106,24 @@ def parse_reply(data: bytes, sequence: int) -> NeighbourEntry | None:
     return None
 
 
+def contains_ipv6_neighbour(data: bytes) -> bool:
+    """Tell whether data contains an RTM_NEWNEIGH message for an IPv6 address.
+
+    Decoding every message with pyroute2 costs far more than reading the
+    headers, and most neighbour messages on a LAN are IPv4 (ARP) ones.
+    """
+    offset = 0
+    while offset + _HEADER.size + _NDMSG.size <= len(data):
+        length, kind, _, _, _ = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size:
+            return False
+        family = data[offset + _HEADER.size]
+        if kind == RTM_NEWNEIGH and family == socket.AF_INET6:
+            return True
+        offset += _align(length)
+    return False
+
+
 def _parse_neighbour(payload: bytes) -> NeighbourEntry:
     _, _, _, _, state, _, _ = _NDMSG.unpack_from(payload)
     offset = _NDMSG.size

@@ -11,7 +11,12 @@ from ipaddress import ip_address
 
 import pytest
 
-from capport.neighbour_query import NeighbourEntry, build_request, parse_reply
+from capport.neighbour_query import (
+    NeighbourEntry,
+    build_request,
+    contains_ipv6_neighbour,
+    parse_reply,
+)
 
 pytestmark = pytest.mark.skipif(
     sys.byteorder != "little", reason="the captured messages are little-endian"
@@ -98,3 +103,23 @@ def test_entry_without_link_layer_address_has_empty_mac() -> None:
     entry = parse_reply(reply, 7)
 
     assert entry == NeighbourEntry("", 0x02)
+
+
+def test_ipv6_neighbour_message_is_detected() -> None:
+    assert contains_ipv6_neighbour(REPLY_V6)
+
+
+def test_ipv6_neighbour_after_ipv4_is_detected() -> None:
+    assert contains_ipv6_neighbour(REPLY_V4 + REPLY_V6)
+
+
+def test_ipv4_neighbour_message_is_ignored() -> None:
+    assert not contains_ipv6_neighbour(REPLY_V4)
+
+
+def test_error_message_is_ignored() -> None:
+    assert not contains_ipv6_neighbour(REPLY_MISSING)
+
+
+def test_empty_data_has_no_neighbour() -> None:
+    assert not contains_ipv6_neighbour(b"")
