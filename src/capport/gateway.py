@@ -430,6 +430,12 @@ class Gateway:
                 if grants:
                     self._enforcer.grant(grants)
             except CapportError as error:
+                log.error(
+                    "Authorising %d new sessions in the firewall failed, so "
+                    "they end as failed: %s",
+                    len(started),
+                    error,
+                )
                 for index, start in started:
                     await self._store.end_session(start.session.id, "failed", now)
                     results[index] = error
@@ -507,7 +513,7 @@ class Gateway:
     @staticmethod
     def _kernel_grants(
         starts: list[SessionStart],
-        learned: Mapping[int, Iterable[IPv6Address]],
+        learned: Mapping[int, set[IPv6Address]],
         now: float,
     ) -> list[Grant]:
         """Return the elements of new sessions: their address and learned ones."""
@@ -556,7 +562,7 @@ class Gateway:
         session: Session,
         request: GrantRequest,
         now: float,
-        learned: Mapping[int, Iterable[IPv6Address]],
+        learned: Mapping[int, set[IPv6Address]],
     ) -> None:
         log.info(
             "Granted session %d to %s by %s for %.0f s, with %d more IPv6 "
@@ -565,7 +571,7 @@ class Gateway:
             session.device,
             request.entitlement.method,
             session.remaining(now),
-            len(list(learned[session.id])),
+            len(learned[session.id]),
             extra=_log_fields(session),
         )
 
