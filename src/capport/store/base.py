@@ -24,7 +24,8 @@ class SessionStart:
 
     displaced lists other devices' sessions that the device limit ended. The
     earlier session of the same device, if any, is ended as "replaced" and
-    is not listed.
+    is not listed. terms are the limits stored with the session by
+    start_sessions. start_session stores none and leaves them empty.
     """
 
     session: Session
