@@ -1,12 +1,12 @@
 """One neighbour entry from the kernel, requested over rtnetlink without a thread.
 
-The portal looks up the MAC address of every request's source address. An
-RTM_GETNEIGH request for one address gets its reply from the kernel inside
-the send call (rtnetlink handles requests synchronously in the sender's
-context), so the reply is already queued when recv runs, and the event
-loop can make the request itself. Handing it to pyroute2's worker thread
-instead cost a thread switch both ways per lookup, which the daemon's
-profile under many logins showed as its largest item.
+The portal looks up the MAC address of every request's source address.
+rtnetlink handles a request synchronously in the sender's context, so the
+reply to an RTM_GETNEIGH for one address is queued before send returns.
+The event loop can therefore make the request itself. Handing it to
+pyroute2's worker thread instead cost a thread switch both ways per
+lookup, which the daemon's profile under many logins showed as its
+largest item.
 
 The messages are built and parsed here with struct, following
 include/uapi/linux/netlink.h, rtnetlink.h and neighbour.h.

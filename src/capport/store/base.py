@@ -38,8 +38,8 @@ class SessionRequest:
     """A session to start in a batch, with the limits to store beside it.
 
     terms carries the limits without a boot-clock deadline. The store adds
-    the deadline once it knows how long the session lasts, since a voucher
-    can end it sooner than the entitlement's duration.
+    the deadline once it has computed how long the session lasts, since a
+    voucher can end it sooner than the entitlement's duration.
     """
 
     device: Device

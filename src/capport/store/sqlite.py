@@ -329,7 +329,7 @@ class SQLiteStore:
         contact: Contact | None,
         on_device_limit: DeviceLimitPolicy,
     ) -> SessionStart:
-        """Insert one session; the caller holds a write transaction."""
+        """Insert one session. The caller must have begun a write transaction."""
         db = self._conn
         db.execute(
             "UPDATE sessions SET ended_at=?, end_reason=? "
