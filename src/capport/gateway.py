@@ -38,7 +38,7 @@ from capport.errors import CapportError, DeviceBlocked, DeviceNotFound
 from capport.grant_queue import BatchQueue, GrantRequest, grant_keys
 from capport.maclists import MacLists, override_for
 from capport.meters import SessionMeters
-from capport.metrics import ACCOUNTING_PASS_SECONDS
+from capport.metrics import ACCOUNTING_PASS_SECONDS, GRANT_BATCH_SIZE
 from capport.models import Device, EndReason, IPAddress, Session
 from capport.neighbours import NeighbourTable
 from capport.store.base import (
@@ -409,6 +409,7 @@ class Gateway:
         grants, every session of the batch is ended as "failed" and every
         request gets that error.
         """
+        GRANT_BATCH_SIZE.observe(len(requests))
         results: dict[int, Session | Exception] = {}
         async with self._lock:
             now = self._clocks.wall()

@@ -20,6 +20,7 @@ from capport.errors import (
     VoucherUnavailable,
 )
 from capport.gateway import Gateway
+from capport.metrics import GRANT_BATCH_SIZE
 from capport.models import Device, EndReason, Session
 from capport.neighbours import MemoryNeighbours
 from capport.store.base import (
@@ -325,3 +326,36 @@ def test_batched_grants_index_every_session(tmp_path: Path, count: int) -> None:
     assert set(enforcer.devices) == set(devices)
     for session in granted:
         assert gateway.is_authorised_ip(session.device.ip)
+
+
+def _batch_size_samples() -> dict[str, float]:
+    (metric,) = GRANT_BATCH_SIZE.collect()
+    return {
+        sample.name: sample.value
+        for sample in metric.samples
+        if sample.name.endswith(("_count", "_sum"))
+    }
+
+
+def test_batch_size_is_observed(tmp_path: Path) -> None:
+    gateway, store = _gateway(tmp_path, RecordingEnforcer())
+    before = _batch_size_samples()
+
+    async def scenario() -> None:
+        await _started(gateway, store)
+        try:
+            await asyncio.gather(
+                *(gateway.grant(device, "click-through") for device in DEVICES)
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    after = _batch_size_samples()
+
+    batches = after["capport_grant_batch_size_count"]
+    batches -= before["capport_grant_batch_size_count"]
+    logins = after["capport_grant_batch_size_sum"]
+    logins -= before["capport_grant_batch_size_sum"]
+    assert batches == 1
+    assert logins == len(DEVICES)
