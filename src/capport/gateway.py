@@ -35,12 +35,19 @@ from capport.auth.records import Contact
 from capport.config import MAX_SESSION_SECONDS
 from capport.enforce.base import DeviceUsage, Enforcer, Grant, Traffic
 from capport.errors import CapportError, DeviceBlocked, DeviceNotFound
+from capport.grant_queue import BatchQueue, GrantRequest, grant_keys
 from capport.maclists import MacLists, override_for
 from capport.meters import SessionMeters
-from capport.metrics import ACCOUNTING_PASS_SECONDS
+from capport.metrics import ACCOUNTING_PASS_SECONDS, GRANT_BATCH_SIZE
 from capport.models import Device, EndReason, IPAddress, Session
 from capport.neighbours import NeighbourTable
-from capport.store.base import DeviceLimitPolicy, Store
+from capport.store.base import (
+    BootClock,
+    DeviceLimitPolicy,
+    SessionRequest,
+    SessionStart,
+    Store,
+)
 
 log = logging.getLogger("capport.gateway")
 
@@ -117,6 +124,9 @@ class Gateway:
         )
         self._mac_lists = MacLists(frozenset(), frozenset())
         self._lock = asyncio.Lock()
+        self._grants: BatchQueue[GrantRequest, Session] = BatchQueue(
+            self._grant_batch, grant_keys
+        )
         self.last_listing: Listing | None = None
 
     # Reading state
@@ -189,6 +199,10 @@ class Gateway:
         responding at the old one, whose entry then goes stale, so it may
         sign in again at the new address.
         """
+        if device.mac not in self._by_mac:
+            # Every MAC with an active session is a key of _by_mac, so the
+            # scan below, which grows with the sessions, finds nothing.
+            return None
         for session in self._active.values():
             other = session.device
             if other.mac != device.mac or self._by_ip.get(device.ip) is session:
@@ -374,81 +388,193 @@ class Gateway:
         """Commit a session for device, then authorise it in the kernel.
 
         A bare method name grants the configured duration. Limits that the
-        entitlement leaves open come from the configuration. Raises
-        DeviceBlocked, DeviceLimitReached or VoucherUnavailable, having
-        granted nothing.
+        entitlement leaves open come from the configuration. Grants that
+        arrive while another is in progress are committed together (see
+        grant_queue). Raises DeviceBlocked, DeviceLimitReached or
+        VoucherUnavailable, having granted nothing.
         """
         if isinstance(entitlement, str):
             entitlement = Entitlement(entitlement, self._duration)
         entitlement = self._with_defaults(entitlement)
         if self.is_blocked(device.mac):
             raise DeviceBlocked(f"MAC address {device.mac} is blocked on this network")
+        return await self._grants.submit(GrantRequest(device, entitlement, contact))
+
+    async def _grant_batch(
+        self, requests: list[GrantRequest]
+    ) -> list[Session | Exception]:
+        """Grant requests in one store transaction and one nftables transaction.
+
+        A request the store rejects fails alone. If the kernel rejects the
+        grants, every session of the batch is ended as "failed" and every
+        request gets that error.
+        """
+        GRANT_BATCH_SIZE.observe(len(requests))
+        results: dict[int, Session | Exception] = {}
         async with self._lock:
             now = self._clocks.wall()
-            replaced = self._by_ip.get(device.ip)
-            if replaced is not None and device.ip in self._learned.get(replaced.id, ()):
-                if replaced.device.mac == device.mac:
-                    # The address is already authorised with this device's
-                    # session, which a second login keeps.
-                    return replaced
-                await self._end(replaced, EndReason.REPLACED, now)
-                replaced = None
-            started = await self._store.start_session(
-                device,
-                entitlement,
-                now,
-                contact=contact,
-                on_device_limit=self._device_limit_policy,
-            )
-            session = started.session
-            timeout = session.remaining(now)
-            # The store has ended the displaced sessions, so the kernel
-            # follows even if authorising the new device fails below.
-            for displaced in started.displaced:
-                await self._cut_off(displaced)
-            terms = accounting.with_boot_deadline(
-                accounting.terms_for(entitlement),
-                self._clocks.boot_id(),
-                self._clocks.boot(),
-                timeout,
-            )
-            learned = self._neighbour_ipv6([session], self._by_ip)[session.id]
-            grants = [Grant(device, timeout, terms.limits)]
-            grants += [
-                Grant(Device(device.mac, ip), timeout, terms.limits) for ip in learned
-            ]
+            pending: list[int] = []
+            replaced: dict[int, Session] = {}
+            for index, request in enumerate(requests):
+                outcome = await self._settle_address(request.device, now)
+                if isinstance(outcome, Session | Exception):
+                    results[index] = outcome
+                    continue
+                if self._by_ip.get(request.device.ip) is not None:
+                    replaced[index] = self._by_ip[request.device.ip]
+                pending.append(index)
+            started = await self._start_sessions(requests, pending, now, results)
+            sessions = [start.session for _, start in started]
+            learned = self._neighbour_ipv6(sessions, self._by_ip)
+            grants = self._kernel_grants([start for _, start in started], learned, now)
             try:
-                await self._store.save_terms(session.id, terms)
-                self._enforcer.grant(grants)
-            except CapportError:
-                await self._store.end_session(session.id, "failed", now)
-                raise
-            if replaced is not None and replaced.device != device:
-                await self._end(replaced, EndReason.REPLACED, now)
-            elif replaced is not None:
-                # The store ended it as part of start_session.
-                self._deadlines.pop(replaced.id, None)
-                self._active.pop(replaced.id, None)
-                self._forget_learned(replaced)
-                self._meters.forget(replaced.id)
-                for observer in self._observers:
-                    observer.session_ended(replaced, EndReason.REPLACED)
-            self._index(session, timeout)
-            self._index_learned(session, learned)
-            self._meters.start(session.id, terms, Traffic(), self._clocks.monotonic())
+                if grants:
+                    self._enforcer.grant(grants)
+            except CapportError as error:
+                log.error(
+                    "Authorising %d new sessions in the firewall failed, so "
+                    "they end as failed: %s",
+                    len(started),
+                    error,
+                )
+                for index, start in started:
+                    await self._store.end_session(start.session.id, "failed", now)
+                    results[index] = error
+                return [results[index] for index in range(len(requests))]
+            for index, start in started:
+                session = start.session
+                await self._activate(
+                    start, replaced.get(index), learned[session.id], now
+                )
+                results[index] = session
+        for index, start in started:
+            self._log_grant(start.session, requests[index], now, learned)
+        return [results[index] for index in range(len(requests))]
+
+    async def _settle_address(
+        self, device: Device, now: float
+    ) -> Session | Exception | None:
+        """Check a request against the sessions that hold its address.
+
+        Returns the session that already authorises the device at a learned
+        IPv6 address, an error for a blocked MAC, or None to go ahead.
+        """
+        if self.is_blocked(device.mac):
+            # Blocked while the request was queued.
+            return DeviceBlocked(f"MAC address {device.mac} is blocked on this network")
+        holder = self._by_ip.get(device.ip)
+        if holder is None or device.ip not in self._learned.get(holder.id, ()):
+            return None
+        if holder.device.mac == device.mac:
+            # The address is already authorised with this device's
+            # session, which a second login keeps.
+            return holder
+        await self._end(holder, EndReason.REPLACED, now)
+        return None
+
+    async def _start_sessions(
+        self,
+        requests: list[GrantRequest],
+        pending: list[int],
+        now: float,
+        results: dict[int, Session | Exception],
+    ) -> list[tuple[int, SessionStart]]:
+        """Commit the pending requests' sessions; put the store's errors in results.
+
+        Returns the sessions started, with the index of their request.
+        """
+        if not pending:
+            return []
+        boot = BootClock(self._clocks.boot_id(), self._clocks.boot())
+        batch = [
+            SessionRequest(
+                requests[index].device,
+                requests[index].entitlement,
+                accounting.terms_for(requests[index].entitlement),
+                requests[index].contact,
+            )
+            for index in pending
+        ]
+        starts = await self._store.start_sessions(
+            batch, now, boot, on_device_limit=self._device_limit_policy
+        )
+        started = []
+        for index, start in zip(pending, starts, strict=True):
+            if isinstance(start, Exception):
+                results[index] = start
+            else:
+                started.append((index, start))
+        # The store has ended the displaced sessions, so the kernel follows
+        # even if authorising the new devices fails afterwards.
+        for _, start in started:
+            for displaced in start.displaced:
+                await self._cut_off(displaced)
+        return started
+
+    @staticmethod
+    def _kernel_grants(
+        starts: list[SessionStart],
+        learned: Mapping[int, set[IPv6Address]],
+        now: float,
+    ) -> list[Grant]:
+        """Return the elements of new sessions: their address and learned ones."""
+        grants = []
+        for start in starts:
+            session = start.session
+            timeout = session.remaining(now)
+            limits = start.terms.limits
+            grants.append(Grant(session.device, timeout, limits))
+            grants += [
+                Grant(Device(session.device.mac, ip), timeout, limits)
+                for ip in learned[session.id]
+            ]
+        return grants
+
+    async def _activate(
+        self,
+        start: SessionStart,
+        replaced: Session | None,
+        learned: Iterable[IPv6Address],
+        now: float,
+    ) -> None:
+        """Index a session the kernel now authorises, and end what it replaced."""
+        session = start.session
+        if replaced is not None and replaced.id not in self._active:
+            # Another grant of the batch displaced it already.
+            replaced = None
+        if replaced is not None and replaced.device != session.device:
+            await self._end(replaced, EndReason.REPLACED, now)
+        elif replaced is not None:
+            # The store ended it as part of start_sessions.
+            self._deadlines.pop(replaced.id, None)
+            self._active.pop(replaced.id, None)
+            self._forget_learned(replaced)
+            self._meters.forget(replaced.id)
             for observer in self._observers:
-                observer.session_started(session)
+                observer.session_ended(replaced, EndReason.REPLACED)
+        self._index(session, session.remaining(now))
+        self._index_learned(session, learned)
+        self._meters.start(session.id, start.terms, Traffic(), self._clocks.monotonic())
+        for observer in self._observers:
+            observer.session_started(session)
+
+    @staticmethod
+    def _log_grant(
+        session: Session,
+        request: GrantRequest,
+        now: float,
+        learned: Mapping[int, set[IPv6Address]],
+    ) -> None:
         log.info(
             "Granted session %d to %s by %s for %.0f s, with %d more IPv6 "
             "addresses of the MAC.",
             session.id,
-            device,
-            entitlement.method,
-            timeout,
-            len(learned),
+            session.device,
+            request.entitlement.method,
+            session.remaining(now),
+            len(learned[session.id]),
             extra=_log_fields(session),
         )
-        return session
 
     def would_learn(self, mac: str, ip: IPv6Address) -> bool:
         """Tell cheaply whether learn_ipv6(mac, ip) could authorise anything."""

@@ -49,6 +49,12 @@ ACCOUNTING_PASS_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=None,
 )
+GRANT_BATCH_SIZE = Histogram(
+    "capport_grant_batch_size",
+    "Logins granted together in one store and one nftables transaction.",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+    registry=None,
+)
 FORWARDED_BYTES = Counter(
     "capport_forwarded_bytes",
     "Bytes the kernel forwarded to and from authorised devices, all together.",
@@ -60,6 +66,7 @@ EVENT_METRICS = (
     LOGIN_FAILURES,
     NFTABLES_TRANSACTION_SECONDS,
     ACCOUNTING_PASS_SECONDS,
+    GRANT_BATCH_SIZE,
     FORWARDED_BYTES,
 )
 

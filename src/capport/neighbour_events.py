@@ -23,6 +23,7 @@ from ipaddress import IPv6Address
 
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
+from capport.neighbour_query import contains_ipv6_neighbour
 from capport.netlink import usable_ipv6_entry
 
 log = logging.getLogger("capport.neighbours")
@@ -105,6 +106,8 @@ class NeighbourEvents:
             self._dispatch(data)
 
     def _dispatch(self, data: bytes) -> None:
+        if not contains_ipv6_neighbour(data):
+            return
         for message in self._marshal.parse(data):
             if message.get("event") != "RTM_NEWNEIGH":
                 continue

@@ -21,6 +21,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from capport.config import Config
 from capport.errors import ConfigError, EnforcementError
 from capport.models import IPAddress
+from capport.neighbour_query import NeighbourQuery
 
 log = logging.getLogger("capport.neighbours")
 
@@ -63,12 +64,17 @@ class NetlinkThread:
 
 
 class NetlinkNeighbours:
-    """A NeighbourTable that requests one entry from the kernel per lookup."""
+    """A NeighbourTable that requests one entry from the kernel per lookup.
+
+    Lookups run in the calling thread (see neighbour_query); dumps of the
+    whole table go through pyroute2 in a worker thread.
+    """
 
     def __init__(self, interface: str) -> None:
         self._interface = interface
         self._thread = NetlinkThread("capport-neighbours")
         self._ipr: IPRoute = self._thread.call(IPRoute)
+        self._query = NeighbourQuery()
         try:
             self._index = self._thread.call(_interface_index, self._ipr, interface)
         except ConfigError:
@@ -82,9 +88,9 @@ class NetlinkNeighbours:
         same however large the table is, whereas a dump grows with it.
         """
         try:
-            return self._thread.call(self._get, ip)
-        except NetlinkError as error:
-            if error.code != errno.ENOENT:
+            return self._get(ip)
+        except OSError as error:
+            if error.errno != errno.ENOENT:
                 log.warning(
                     "Looking up %s in the neighbour table of %s failed: %s",
                     ip,
@@ -96,8 +102,8 @@ class NetlinkNeighbours:
     def is_active(self, ip: IPAddress) -> bool:
         """Tell whether the kernel confirmed the host at ip recently."""
         try:
-            entry = self._thread.call(self._entry, ip)
-        except NetlinkError:
+            entry = self._entry(ip)
+        except OSError:
             return False
         return entry is not None and bool(entry[1] & NUD_ACTIVE)
 
@@ -135,20 +141,13 @@ class NetlinkNeighbours:
         return None if entry is None else entry[0]
 
     def _entry(self, ip: IPAddress) -> tuple[str, int] | None:
-        family = socket.AF_INET6 if isinstance(ip, IPv6Address) else socket.AF_INET
-        replies = self._ipr.neigh(
-            "get", dst=str(ip), ifindex=self._index, family=family
-        )
-        for reply in replies:
-            state = reply["state"]
-            if state & (NUD_INCOMPLETE | NUD_FAILED):
-                continue
-            mac = reply.get_attr("NDA_LLADDR")
-            if mac:
-                return str(mac).lower(), state
-        return None
+        entry = self._query.entry(ip, self._index)
+        if entry.state & (NUD_INCOMPLETE | NUD_FAILED) or not entry.mac:
+            return None
+        return entry.mac, entry.state
 
     def close(self) -> None:
+        self._query.close()
         self._thread.call(self._ipr.close)
         self._thread.close()
 

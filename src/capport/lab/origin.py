@@ -173,6 +173,11 @@ class GreetingHandler(socketserver.BaseRequestHandler):
 class GreetingServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    # socketserver listens with a backlog of 5. When many devices come
+    # online at once, their first SYNs overflow that queue, and the kernel
+    # drops them (TcpExtListenOverflows), so each client waits out its
+    # 1 s SYN retransmission timer.
+    request_queue_size = 1024
 
 
 def _set_dual_stack(server: socketserver.TCPServer) -> None:

@@ -10,6 +10,7 @@ from capport.acct.records import AccountingRecord
 from capport.admin.records import ApiToken, Sample
 from capport.auth.entitlement import Entitlement
 from capport.auth.records import Contact, NewVoucher, User, Voucher
+from capport.errors import CapportError
 from capport.models import Device, Session
 
 # The policy for a grant beyond a user's or voucher's device limit: reject
@@ -23,11 +24,36 @@ class SessionStart:
 
     displaced lists other devices' sessions that the device limit ended. The
     earlier session of the same device, if any, is ended as "replaced" and
-    is not listed.
+    is not listed. terms are the limits stored with the session by
+    start_sessions. start_session stores none and leaves them empty.
     """
 
     session: Session
     displaced: list[Session] = field(default_factory=list)
+    terms: SessionTerms = SessionTerms()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    """A session to start in a batch, with the limits to store beside it.
+
+    terms carries the limits without a boot-clock deadline. The store adds
+    the deadline once it has computed how long the session lasts, since a
+    voucher can end it sooner than the entitlement's duration.
+    """
+
+    device: Device
+    entitlement: Entitlement
+    terms: SessionTerms = SessionTerms()
+    contact: Contact | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BootClock:
+    """A reading of the kernel's CLOCK_BOOTTIME and the id of the boot it is from."""
+
+    boot_id: str
+    now: float
 
 
 class Store(Protocol):
@@ -65,6 +91,25 @@ class Store(Protocol):
         the entitlement's device limit is applied under on_device_limit.
         Raises VoucherUnavailable, RecordNotFound or DeviceLimitReached
         having changed nothing.
+        """
+        ...
+
+    async def start_sessions(
+        self,
+        requests: list[SessionRequest],
+        now: float,
+        boot: BootClock,
+        *,
+        on_device_limit: DeviceLimitPolicy = "reject",
+    ) -> list[SessionStart | CapportError]:
+        """Commit sessions and their terms in one transaction, one result each.
+
+        Each request is applied as start_session would apply it, in order,
+        and its terms are stored with the boot-clock deadline of the session
+        the store committed. A request that raises VoucherUnavailable,
+        RecordNotFound or DeviceLimitReached changes nothing and gets that
+        error as its result, while the others still commit. Any other
+        failure raises and commits none of them.
         """
         ...
 

@@ -9,23 +9,39 @@ import secrets
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from capport import accounting
 from capport.accounting import SessionTerms, UsageRecord
 from capport.acct.records import AccountingRecord
 from capport.admin.records import ApiToken, Sample
 from capport.auth.entitlement import Entitlement, Method
 from capport.auth.records import Contact, NewVoucher, User, Voucher
-from capport.errors import DeviceLimitReached, StoreError
+from capport.errors import (
+    CapportError,
+    DeviceLimitReached,
+    RecordNotFound,
+    StoreError,
+    VoucherUnavailable,
+)
 from capport.models import Device, EndReason, Session
 from capport.store import accounts, acct, admin, policy
-from capport.store.base import DeviceLimitPolicy, SessionStart
+from capport.store.base import (
+    BootClock,
+    DeviceLimitPolicy,
+    SessionRequest,
+    SessionStart,
+)
 from capport.store.schema import SCHEMA_VERSION, migrate
 
 log = logging.getLogger("capport.store")
 
 T = TypeVar("T")
+
+# The errors that fail one request of start_sessions and not the whole batch.
+_REQUEST_ERRORS = (DeviceLimitReached, RecordNotFound, VoucherUnavailable)
 
 _COLUMNS = "id, mac, ip, method, started_at, expires_at, ended_at, end_reason, subject"
 
@@ -65,6 +81,18 @@ class SQLiteStore:
     ) -> SessionStart:
         return await self._run(
             lambda: self._start(device, entitlement, now, contact, on_device_limit)
+        )
+
+    async def start_sessions(
+        self,
+        requests: list[SessionRequest],
+        now: float,
+        boot: BootClock,
+        *,
+        on_device_limit: DeviceLimitPolicy = "reject",
+    ) -> list[SessionStart | CapportError]:
+        return await self._run(
+            lambda: self._start_many(requests, now, boot, on_device_limit)
         )
 
     async def end_session(
@@ -254,35 +282,85 @@ class SQLiteStore:
         contact: Contact | None,
         on_device_limit: DeviceLimitPolicy,
     ) -> SessionStart:
+        with _transaction(self._conn):
+            return self._insert_session(
+                device, entitlement, now, contact, on_device_limit
+            )
+
+    def _start_many(
+        self,
+        requests: list[SessionRequest],
+        now: float,
+        boot: BootClock,
+        on_device_limit: DeviceLimitPolicy,
+    ) -> list[SessionStart | CapportError]:
         db = self._conn
+        results: list[SessionStart | CapportError] = []
         with _transaction(db):
-            db.execute(
-                "UPDATE sessions SET ended_at=?, end_reason=? "
-                "WHERE mac=? AND ip=? AND ended_at IS NULL",
-                (now, EndReason.REPLACED, device.mac, str(device.ip)),
-            )
-            expires_at = now + entitlement.duration
-            if entitlement.method == Method.VOUCHER:
-                # A voucher session never outlasts the voucher's own time.
-                voucher_id = int(entitlement.subject or "")
-                ends_at = accounts.consume_voucher(db, voucher_id, now)
-                expires_at = min(expires_at, ends_at)
-            displaced = self._make_room(entitlement, now, on_device_limit)
-            cursor = db.execute(
-                "INSERT INTO sessions (mac, ip, method, started_at, expires_at, "
-                "subject, contact_name, contact_email) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    device.mac,
-                    str(device.ip),
-                    entitlement.method,
-                    now,
-                    expires_at,
-                    entitlement.subject,
-                    contact.name if contact else None,
-                    contact.email if contact else None,
-                ),
-            )
+            for request in requests:
+                # A savepoint undoes one request's changes, such as a
+                # voucher use counted before its device limit was hit.
+                db.execute("SAVEPOINT start_request")
+                try:
+                    started = self._insert_session(
+                        request.device,
+                        request.entitlement,
+                        now,
+                        request.contact,
+                        on_device_limit,
+                    )
+                    terms = accounting.with_boot_deadline(
+                        request.terms,
+                        boot.boot_id,
+                        boot.now,
+                        started.session.remaining(now),
+                    )
+                    policy.save_terms(db, started.session.id, terms)
+                except _REQUEST_ERRORS as error:
+                    db.execute("ROLLBACK TO start_request")
+                    results.append(error)
+                else:
+                    results.append(replace(started, terms=terms))
+                db.execute("RELEASE start_request")
+        return results
+
+    def _insert_session(
+        self,
+        device: Device,
+        entitlement: Entitlement,
+        now: float,
+        contact: Contact | None,
+        on_device_limit: DeviceLimitPolicy,
+    ) -> SessionStart:
+        """Insert one session. The caller must have begun a write transaction."""
+        db = self._conn
+        db.execute(
+            "UPDATE sessions SET ended_at=?, end_reason=? "
+            "WHERE mac=? AND ip=? AND ended_at IS NULL",
+            (now, EndReason.REPLACED, device.mac, str(device.ip)),
+        )
+        expires_at = now + entitlement.duration
+        if entitlement.method == Method.VOUCHER:
+            # A voucher session never outlasts the voucher's own time.
+            voucher_id = int(entitlement.subject or "")
+            ends_at = accounts.consume_voucher(db, voucher_id, now)
+            expires_at = min(expires_at, ends_at)
+        displaced = self._make_room(entitlement, now, on_device_limit)
+        cursor = db.execute(
+            "INSERT INTO sessions (mac, ip, method, started_at, expires_at, "
+            "subject, contact_name, contact_email) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                device.mac,
+                str(device.ip),
+                entitlement.method,
+                now,
+                expires_at,
+                entitlement.subject,
+                contact.name if contact else None,
+                contact.email if contact else None,
+            ),
+        )
         session_id = cursor.lastrowid
         assert session_id is not None
         session = Session(
