@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,15 +100,68 @@ class TextFormatter(logging.Formatter):
         return f"{head} [{pairs}]{newline}{rest}"
 
 
+class RepeatCounter:
+    """Counts repeats of identical events within a window.
+
+    The first event of a key passes, and the others within window seconds
+    of it are counted instead. The first one after the window passes and
+    carries the count. A key that never recurs keeps its count unreported.
+    """
+
+    def __init__(
+        self,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 10000,
+    ) -> None:
+        self.window = window
+        self._clock = clock
+        self._max_keys = max_keys
+        # key -> (start of the window, events suppressed in it)
+        self._seen: dict[Hashable, tuple[float, int]] = {}
+
+    def check(self, key: Hashable) -> int | None:
+        """Return None to suppress this event, else how many were suppressed."""
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.window:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return None
+        self._seen[key] = (now, 0)
+        if len(self._seen) > self._max_keys:
+            self._forget_old(now)
+        return 0 if seen is None else seen[1]
+
+    def _forget_old(self, now: float) -> None:
+        # Bounds memory when many distinct events appear. A forgotten key
+        # loses its pending count, and its next event passes.
+        recent = {
+            key: value
+            for key, value in self._seen.items()
+            if now - value[0] < self.window
+        }
+        if len(recent) > self._max_keys // 2:
+            by_start = sorted(recent.items(), key=lambda item: item[1][0])
+            recent = dict(by_start[-(self._max_keys // 2) :])
+        self._seen = recent
+
+
+def suppressed_note(count: int) -> str:
+    """Return the sentence appended to a message that follows suppressed repeats."""
+    noun = "message was" if count == 1 else "messages were"
+    return f" {count} identical {noun} suppressed before this one."
+
+
 class RepeatFilter(logging.Filter):
     """Collapses repeats of one error within a window into a count.
 
-    Records are the same when logger, level and message template match, so
-    "Looking up %s failed" for a thousand addresses is one repeat. The first
-    record passes, and the others within window seconds are dropped and
-    counted. The first one after the window passes with `repeated=N`, the
-    number dropped before it. Records below ERROR always pass: warnings that
-    a client can trigger at will are throttled where they are logged
+    Records are the same when logger, level and formatted message match, so
+    "Lookup of 192.0.2.12 failed" and "Lookup of 192.0.2.13 failed" are two
+    records and each is logged. The first record passes, and identical ones
+    within window seconds are dropped and counted. The first one after the
+    window passes with the number dropped before it, both in its message
+    and as the field `repeated=N`. Records below ERROR always pass: warnings
+    that a client can trigger at will are throttled where they are logged
     (capport.portal.throttle), and each of the others is worth a line.
     """
 
@@ -117,31 +170,26 @@ class RepeatFilter(logging.Filter):
     ) -> None:
         super().__init__()
         self.window = window
-        self._clock = clock
-        # key -> (start of the window, records dropped in it)
-        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+        self._counter = RepeatCounter(window, clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.ERROR:
             return True
-        key = (record.name, record.levelno, str(record.msg))
-        now = self._clock()
-        seen = self._seen.get(key)
-        if seen is not None and now - seen[0] < self.window:
-            self._seen[key] = (seen[0], seen[1] + 1)
+        message = _formatted_message(record)
+        suppressed = self._counter.check((record.name, record.levelno, message))
+        if suppressed is None:
             return False
-        self._seen[key] = (now, 0)
-        if seen is not None and seen[1] > 0:
-            record.repeated = seen[1]
-        if len(self._seen) > 10000:
-            self._forget_old(now)
+        if suppressed > 0:
+            record.msg = message + suppressed_note(suppressed)
+            record.args = None
+            record.repeated = suppressed
         return True
 
-    def _forget_old(self, now: float) -> None:
-        # Bounds memory when many distinct messages appear; their pending
-        # counts are lost, which only shortens a report.
-        self._seen = {
-            key: value
-            for key, value in self._seen.items()
-            if now - value[0] < self.window
-        }
+
+def _formatted_message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except (TypeError, ValueError):
+        # Arguments that do not fit the template. The handler reports that
+        # error when it formats the record, so it is grouped, not raised.
+        return f"{record.msg!s} {record.args!r}"

@@ -11,6 +11,7 @@ import pytest
 from capport.config import ConfigError, LogSection, load_config, parse_config
 from capport.logformat import (
     KeyValueFormatter,
+    RepeatCounter,
     RepeatFilter,
     TextFormatter,
     format_timestamp,
@@ -132,22 +133,68 @@ def test_repeat_filter_passes_first() -> None:
     assert RepeatFilter(60, FakeClock()).filter(error())
 
 
-def test_repeat_filter_drops_repeats_in_window() -> None:
+def test_repeat_filter_drops_identical_repeats_in_window() -> None:
     repeats = RepeatFilter(60, FakeClock())
     repeats.filter(error(arg="a"))
-    assert not repeats.filter(error(arg="b"))
-    assert not repeats.filter(error(arg="c"))
+    assert not repeats.filter(error(arg="a"))
+    assert not repeats.filter(error(arg="a"))
+
+
+def test_repeat_filter_passes_other_arguments() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    assert repeats.filter(error(arg="192.0.2.12"))
+    assert repeats.filter(error(arg="192.0.2.13"))
+
+
+def test_repeat_filter_passes_other_logger() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    first = make_record("Failed.", (), level=logging.ERROR, name="capport.daemon")
+    second = make_record("Failed.", (), level=logging.ERROR, name="capport.portal")
+    assert repeats.filter(first)
+    assert repeats.filter(second)
+
+
+def test_repeat_filter_passes_other_level() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    assert repeats.filter(make_record("Failed.", (), level=logging.ERROR))
+    assert repeats.filter(make_record("Failed.", (), level=logging.CRITICAL))
 
 
 def test_repeat_filter_reports_count_after_window() -> None:
     clock = FakeClock()
     repeats = RepeatFilter(60, clock)
-    for arg in "abcd":
-        repeats.filter(error(arg=arg))
+    for _ in range(4):
+        repeats.filter(error(arg="a"))
     clock.now += 61
-    record = error(arg="e")
+    record = error(arg="a")
     assert repeats.filter(record)
     assert record.repeated == 3
+
+
+def test_repeat_filter_count_in_message() -> None:
+    clock = FakeClock()
+    repeats = RepeatFilter(60, clock)
+    for _ in range(4):
+        repeats.filter(error(arg="a"))
+    clock.now += 61
+    record = error(arg="a")
+    repeats.filter(record)
+    assert record.getMessage() == (
+        "Lookup of a failed. 3 identical messages were suppressed before this one."
+    )
+
+
+def test_repeat_filter_count_of_one_singular() -> None:
+    clock = FakeClock()
+    repeats = RepeatFilter(60, clock)
+    repeats.filter(error())
+    repeats.filter(error())
+    clock.now += 61
+    record = error()
+    repeats.filter(record)
+    assert record.getMessage().endswith(
+        " 1 identical message was suppressed before this one."
+    )
 
 
 def test_repeat_filter_no_count_without_repeats() -> None:
@@ -158,6 +205,21 @@ def test_repeat_filter_no_count_without_repeats() -> None:
     record = error()
     assert repeats.filter(record)
     assert not hasattr(record, "repeated")
+    assert record.getMessage() == "Lookup of x failed."
+
+
+def test_repeat_filter_groups_badly_formatted_record() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    assert repeats.filter(make_record("%d items", ("x",), level=logging.ERROR))
+    assert not repeats.filter(make_record("%d items", ("x",), level=logging.ERROR))
+
+
+def test_repeat_counter_bounded() -> None:
+    clock = FakeClock()
+    counter = RepeatCounter(60, clock, max_keys=10)
+    for number in range(100):
+        assert counter.check(number) == 0
+    assert len(counter._seen) <= 10
 
 
 def test_repeat_filter_keeps_distinct_messages() -> None:
@@ -232,10 +294,22 @@ def test_configured_keyvalue_reaches_stderr(capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.usefixtures("restore_logging")
 def test_configured_repeats_collapsed(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(LogSection(access_log="off"))
-    for number in range(5):
-        logging.getLogger("capport.enforce").error("Listing failed: %d", number)
+    for _ in range(5):
+        logging.getLogger("capport.enforce").error("Listing failed: %d", 4)
     err = capsys.readouterr().err
     assert err.count("Listing failed") == 1
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configured_distinct_errors_all_logged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(LogSection(access_log="off"))
+    daemon = logging.getLogger("capport.daemon")
+    for reason in ("responder.port: not a number", "session.duration: bad", "toml"):
+        daemon.error("Reload failed; the running configuration is kept: %s", reason)
+    err = capsys.readouterr().err
+    assert err.count("Reload failed") == 3
 
 
 @pytest.mark.usefixtures("restore_logging")
