@@ -29,19 +29,37 @@ HIDDEN = "(hidden)"
 
 _BARE_VALUE = re.compile(r'^[^\s"=\\]+$')
 
+# C0 and C1 control characters, DEL and the Unicode line and paragraph
+# separators. A client can put any of them into a path or a form field, and
+# written out raw they would start a forged log line or drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+# Continuation lines of a text record (tracebacks) start with this, so a
+# line that starts with a timestamp always starts a record.
+CONTINUATION_INDENT = "  "
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    character = match.group()
+    short = _SHORT_ESCAPES.get(character)
+    if short is not None:
+        return short
+    code = ord(character)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_control(text: str) -> str:
+    """Return text with each control character written as a backslash escape."""
+    return _CONTROL.sub(_escape_character, text)
+
 
 def quote_value(value: object) -> str:
     """Return value as it appears after `key=`: bare when it can be, else quoted."""
     text = "" if value is None else str(value)
-    if _BARE_VALUE.match(text):
+    if _BARE_VALUE.match(text) and not _CONTROL.search(text):
         return text
-    escaped = (
-        text.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
+    escaped = escape_control(text.replace("\\", "\\\\").replace('"', '\\"'))
     return f'"{escaped}"'
 
 
@@ -82,22 +100,50 @@ class KeyValueFormatter(logging.Formatter):
         )
 
 
-class TextFormatter(logging.Formatter):
-    """The human-readable format, with the `extra` fields appended as key=value."""
+TEXT_LAYOUT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+class TextFormatter(logging.Formatter):
+    """The human-readable format, with the `extra` fields appended as key=value.
+
+    Control characters in the message are escaped, and the lines of a
+    traceback are indented, so that no text a client sends can start a line
+    that reads as a record of its own.
+    """
+
+    def __init__(self, layout: str = TEXT_LAYOUT, with_fields: bool = True) -> None:
+        super().__init__(layout)
+        self._with_fields = with_fields
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        fields = extra_fields(record)
-        if not fields:
+        record.message = escape_control(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        fields = extra_fields(record) if self._with_fields else {}
+        if fields:
+            pairs = " ".join(
+                f"{name}={quote_value(value)}" for name, value in fields.items()
+            )
+            line = f"{line} [{pairs}]"
+        detail = self._detail(record)
+        if not detail:
             return line
-        pairs = " ".join(
-            f"{name}={quote_value(value)}" for name, value in fields.items()
+        indented = (
+            CONTINUATION_INDENT + escape_control(part) for part in detail.split("\n")
         )
-        head, newline, rest = line.partition("\n")
-        return f"{head} [{pairs}]{newline}{rest}"
+        return line + "\n" + "\n".join(indented)
+
+    def _detail(self, record: logging.LogRecord) -> str:
+        """Return the traceback and stack of record, as logging.Formatter adds them."""
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        parts = []
+        if record.exc_text:
+            parts.append(record.exc_text)
+        if record.stack_info:
+            parts.append(self.formatStack(record.stack_info))
+        return "\n".join(parts)
 
 
 class RepeatCounter:

@@ -14,6 +14,7 @@ from capport.logformat import (
     RepeatCounter,
     RepeatFilter,
     TextFormatter,
+    escape_control,
     format_timestamp,
     quote_value,
 )
@@ -65,6 +66,69 @@ def test_quote_value_newline_escaped() -> None:
 def test_quote_value_empty_and_equals() -> None:
     assert quote_value("") == '""'
     assert quote_value("a=b") == '"a=b"'
+
+
+FORGED_PATH = "/\n2026-12-04 18:00:00,000 ERROR capport.daemon: fake"
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("a\nb", "a\\nb"),
+        ("a\rb", "a\\rb"),
+        ("a\tb", "a\\tb"),
+        ("a\x1b[31mb", "a\\x1b[31mb"),
+        ("a\x00b", "a\\x00b"),
+        ("a\x7fb", "a\\x7fb"),
+        ("a\x85b", "a\\x85b"),
+        ("a\u2028b", "a\\u2028b"),
+        ("Café ü", "Café ü"),
+    ],
+)
+def test_escape_control(raw: str, escaped: str) -> None:
+    assert escape_control(raw) == escaped
+
+
+def test_quote_value_escape_character_quoted() -> None:
+    assert quote_value("a\x1bb") == '"a\\x1bb"'
+
+
+def test_quote_value_line_separator_quoted() -> None:
+    assert quote_value("a\u2028b") == '"a\\u2028b"'
+
+
+def test_text_message_newline_escaped() -> None:
+    record = make_record("%s GET %s 404 0.4 ms", ("192.0.2.11", FORGED_PATH))
+    line = TextFormatter().format(record)
+    assert "\n" not in line
+    assert line.endswith(
+        "GET /\\n2026-12-04 18:00:00,000 ERROR capport.daemon: fake 404 0.4 ms"
+    )
+
+
+def test_text_field_newline_escaped() -> None:
+    line = TextFormatter().format(make_record(path=FORGED_PATH))
+    assert "\n" not in line
+
+
+def test_text_traceback_lines_indented() -> None:
+    try:
+        raise ValueError("bad\n2026-12-04 18:00:00,000 ERROR capport.daemon: fake")
+    except ValueError:
+        import sys
+
+        record = make_record()
+        record.exc_info = sys.exc_info()
+    first, *rest = TextFormatter().format(record).split("\n")
+    assert first.endswith("capport.gateway: Granted session 7.")
+    assert rest
+    assert all(line.startswith("  ") for line in rest)
+
+
+def test_keyvalue_message_newline_escaped() -> None:
+    record = make_record("%s GET %s 404 0.4 ms", ("192.0.2.11", FORGED_PATH))
+    line = KeyValueFormatter().format(record)
+    assert "\n" not in line
 
 
 def test_timestamp_is_utc_with_milliseconds() -> None:
@@ -368,6 +432,28 @@ def test_text_access_line_not_repeated(capsys: pytest.CaptureFixture[str]) -> No
     )
     err = capsys.readouterr().err
     assert err.rstrip().endswith("capport.access: 192.0.2.11 GET / 200 1.0 ms")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_text_access_line_escapes_path(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    configure_logging(LogSection(access_log=str(path)))
+    logging.getLogger("capport.access").info(
+        "%s GET %s %d %.1f ms", "192.0.2.11", FORGED_PATH, 404, 0.4
+    )
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith("capport.daemon: fake 404 0.4 ms")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_keyvalue_access_line_escapes_path(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    configure_logging(LogSection(format="keyvalue", access_log=str(path)))
+    logging.getLogger("capport.access").info(
+        "%s GET %s 404 0.4 ms", "192.0.2.11", FORGED_PATH, extra={"path": FORGED_PATH}
+    )
+    assert len(path.read_text().splitlines()) == 1
 
 
 @pytest.mark.usefixtures("restore_logging")
