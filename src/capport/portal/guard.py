@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from capport.portal.accesslog import log_request
 
 log = logging.getLogger("capport.portal")
 
@@ -68,6 +71,9 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _admitted_client: str | None = None
         _request_timer: asyncio.TimerHandle | None = None
+        # When the connection opened or the previous response was sent. A
+        # rejected request's duration is measured from here.
+        _request_started: float = 0.0
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -85,6 +91,17 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
                 self._admitted_client = None
             super().connection_lost(exc)
 
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn sends this 400 itself when httptools cannot parse a
+            # request (a malformed request line or header), without calling
+            # the application, so the access log middleware never sees it.
+            super().send_400_response(msg)
+            client = self.client[0] if self.client else "-"
+            log_request(client, "-", "-", 400, self._request_elapsed())
+
+        def _request_elapsed(self) -> float:
+            return time.perf_counter() - self._request_started
+
         def on_message_complete(self) -> None:
             self._cancel_request_timer()
             super().on_message_complete()
@@ -96,6 +113,7 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
 
         def _arm_request_timer(self) -> None:
             self._cancel_request_timer()
+            self._request_started = time.perf_counter()
             self._request_timer = self.loop.call_later(
                 guard.request_timeout, self._request_timed_out
             )
