@@ -43,6 +43,7 @@ from capport.listeners import (
     listen_addresses,
     raise_file_limit,
 )
+from capport.logformat import ALWAYS_LOG
 from capport.logs import configure_logging
 from capport.metrics import LoginCounter
 from capport.neighbour_events import NeighbourEvents
@@ -374,7 +375,11 @@ class _Reloader:
         try:
             new = load_config(self._path)
         except CapportError as error:
-            log.error("Reload failed; the running configuration is kept: %s", error)
+            log.error(
+                "Reload failed; the running configuration is kept: %s",
+                error,
+                extra=ALWAYS_LOG,
+            )
             return
         applied = merged(self._config, new)
         running_spec = self._enforcer.spec
@@ -387,7 +392,11 @@ class _Reloader:
         except CapportError as error:
             self._enforcer.spec = running_spec
             self._set_configured_macs(self._config)
-            log.error("Reload failed; the running firewall is kept: %s", error)
+            log.error(
+                "Reload failed; the running firewall is kept: %s",
+                error,
+                extra=ALWAYS_LOG,
+            )
             return
 
         self._gateway.set_session_duration(applied.session.duration)
@@ -400,7 +409,9 @@ class _Reloader:
             configure_logging(applied.log)
         except CapportError as error:
             # An access log file that cannot be opened leaves the old handlers.
-            log.error("Reload kept the previous log settings: %s", error)
+            log.error(
+                "Reload kept the previous log settings: %s", error, extra=ALWAYS_LOG
+            )
             applied = applied.model_copy(update={"log": self._config.log})
 
         pending = restart_keys(self._config, new)

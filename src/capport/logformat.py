@@ -192,6 +192,11 @@ class RepeatCounter:
         self._seen = recent
 
 
+# Passed as `extra` to log a record that RepeatFilter must never drop: an
+# error that answers an operator's action, such as a failed reload on SIGHUP.
+ALWAYS_LOG = {"_always_log": True}
+
+
 def suppressed_note(count: int) -> str:
     """Return the sentence appended to a message that follows suppressed repeats."""
     noun = "message was" if count == 1 else "messages were"
@@ -206,8 +211,9 @@ class RepeatFilter(logging.Filter):
     records and each is logged. The first record passes, and identical ones
     within window seconds are dropped and counted. The first one after the
     window passes with the number dropped before it, both in its message
-    and as the field `repeated=N`. Records below ERROR always pass: warnings
-    that a client can trigger at will are throttled where they are logged
+    and as the field `repeated=N`. Records logged with `extra=ALWAYS_LOG`
+    always pass. So do records below ERROR: warnings that a client can
+    trigger at will are throttled where they are logged
     (capport.portal.throttle), and each of the others is worth a line.
     """
 
@@ -219,7 +225,7 @@ class RepeatFilter(logging.Filter):
         self._counter = RepeatCounter(window, clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR:
+        if record.levelno < logging.ERROR or getattr(record, "_always_log", False):
             return True
         message = _formatted_message(record)
         suppressed = self._counter.check((record.name, record.levelno, message))

@@ -10,6 +10,7 @@ import pytest
 
 from capport.config import ConfigError, LogSection, load_config, parse_config
 from capport.logformat import (
+    ALWAYS_LOG,
     KeyValueFormatter,
     RepeatCounter,
     RepeatFilter,
@@ -272,6 +273,14 @@ def test_repeat_filter_no_count_without_repeats() -> None:
     assert record.getMessage() == "Lookup of x failed."
 
 
+def test_repeat_filter_passes_always_log_records() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    assert repeats.filter(error(arg="a"))
+    assert repeats.filter(
+        make_record("Lookup of %s failed.", ("a",), level=logging.ERROR, **ALWAYS_LOG)
+    )
+
+
 def test_repeat_filter_groups_badly_formatted_record() -> None:
     repeats = RepeatFilter(60, FakeClock())
     assert repeats.filter(make_record("%d items", ("x",), level=logging.ERROR))
@@ -374,6 +383,19 @@ def test_configured_distinct_errors_all_logged(
         daemon.error("Reload failed; the running configuration is kept: %s", reason)
     err = capsys.readouterr().err
     assert err.count("Reload failed") == 3
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configured_always_log_repeats_each_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(LogSection(access_log="off"))
+    daemon = logging.getLogger("capport.daemon")
+    for _ in range(2):
+        daemon.error("Reload failed: %s", "bad = [", extra=ALWAYS_LOG)
+    err = capsys.readouterr().err
+    assert err.count("Reload failed") == 2
+    assert "always_log" not in err
 
 
 @pytest.mark.usefixtures("restore_logging")
