@@ -192,8 +192,8 @@ class RepeatCounter:
         self._seen = recent
 
 
-# Passed as `extra` to log a record that RepeatFilter must never drop: an
-# error that answers an operator's action, such as a failed reload on SIGHUP.
+# Passed as `extra` to log a record that RepeatFilter must never drop, such
+# as the error of a reload that an operator requested with SIGHUP.
 ALWAYS_LOG = {"_always_log": True}
 
 
