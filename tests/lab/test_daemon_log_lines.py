@@ -6,12 +6,17 @@ the portal, whose access log is the gateway's stderr.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import tomllib
 
 import pytest
 from clients import curl, exchange, log_text, wait_for_log
+from netns import wait_until
 
 from capport.lab import Lab
+from capport.lab.labconfig import render_toml
 from capport.lab.topology import GATEWAY_LAN_ADDRESS
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(60)]
@@ -48,3 +53,40 @@ def test_each_listener_named_once_at_start(lab: Lab) -> None:
     text = log_text(lab)
     assert "Started server process" not in text
     assert text.count(f"Serving the portal on {PORTAL}:80") == 1
+
+
+def _reload_failures(lab: Lab) -> list[str]:
+    return [line for line in log_text(lab).splitlines() if "Reload failed" in line]
+
+
+def _wait_for_failures(lab: Lab, count: int) -> bool:
+    return wait_until(lambda: len(_reload_failures(lab)) >= count, 5)
+
+
+def _with(valid: str, table: str, key: str, value: object) -> str:
+    document = tomllib.loads(valid)
+    document.setdefault(table, {})[key] = value
+    return render_toml(document)
+
+
+def test_each_failed_reload_logged(fresh_lab: Lab) -> None:
+    valid = fresh_lab.config_path.read_text()
+    broken = [
+        _with(valid, "responder", "port", "x"),
+        _with(valid, "responder", "port", "x"),
+        _with(valid, "session", "duration", "abc"),
+        valid + "\nbad = [\n",
+    ]
+    try:
+        for number, text in enumerate(broken, start=1):
+            fresh_lab.config_path.write_text(text)
+            os.kill(fresh_lab.processes["gateway"].pid, signal.SIGHUP)
+            assert _wait_for_failures(fresh_lab, number), log_text(fresh_lab)
+    finally:
+        fresh_lab.config_path.write_text(valid)
+    failures = _reload_failures(fresh_lab)
+    assert len(failures) == 4
+    assert "responder.port" in failures[0]
+    assert failures[1].split(" ERROR ")[1] == failures[0].split(" ERROR ")[1]
+    assert "session.duration" in failures[2]
+    assert "responder.port" not in failures[3]
