@@ -1,7 +1,8 @@
-"""What the running gateway writes to its log for hostile or broken requests.
+"""What the running gateway writes to its log for hostile or broken input.
 
 The requests come from a captive client of the shared laboratory and go to
-the portal, whose access log is the gateway's stderr.
+the portal, whose access log is the gateway's stderr. The reload test
+breaks the configuration file of a laboratory of its own.
 """
 
 from __future__ import annotations
