@@ -198,7 +198,9 @@ ALWAYS_LOG = {"_always_log": True}
 
 
 def suppressed_note(count: int) -> str:
-    """Return the sentence appended to a message that follows suppressed repeats."""
+    """Return the sentence that states how many repeats were suppressed, or ""."""
+    if count == 0:
+        return ""
     noun = "message was" if count == 1 else "messages were"
     return f" {count} identical {noun} suppressed before this one."
 

@@ -18,6 +18,7 @@ from capport.logformat import (
     escape_control,
     format_timestamp,
     quote_value,
+    suppressed_note,
 )
 from capport.logs import configure_logging
 from capport.reload import merged, restart_keys
@@ -285,6 +286,10 @@ def test_repeat_filter_groups_badly_formatted_record() -> None:
     repeats = RepeatFilter(60, FakeClock())
     assert repeats.filter(make_record("%d items", ("x",), level=logging.ERROR))
     assert not repeats.filter(make_record("%d items", ("x",), level=logging.ERROR))
+
+
+def test_suppressed_note_empty_without_repeats() -> None:
+    assert suppressed_note(0) == ""
 
 
 def test_repeat_counter_bounded() -> None:
