@@ -11,12 +11,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
@@ -44,6 +43,7 @@ from capport.listeners import (
     listen_addresses,
     raise_file_limit,
 )
+from capport.logformat import ALWAYS_LOG
 from capport.logs import configure_logging
 from capport.metrics import LoginCounter
 from capport.neighbour_events import NeighbourEvents
@@ -58,39 +58,21 @@ from capport.reload import merged, restart_keys
 from capport.store import open_store
 from capport.tlsinit import check_tls_files
 from capport.tokens import TokenSigner
+from capport.webserver import EmbeddedServer, web_server
 
 log = logging.getLogger("capport.daemon")
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the daemon."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def _web_server(
     app: ASGIApp,
+    name: str,
     certificate: Path | None = None,
     key: Path | None = None,
     guard: ConnectionGuard | None = None,
     http: type[asyncio.Protocol] | str = "httptools",
-) -> _EmbeddedServer:
-    config = uvicorn.Config(
-        app,
-        loop="none",
-        http=guarded_protocol(guard) if guard is not None else http,
-        lifespan="off",
-        log_config=None,
-        server_header=False,
-        proxy_headers=False,
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=3,
-        ssl_certfile=str(certificate) if certificate is not None else None,
-        ssl_keyfile=str(key) if key is not None else None,
-    )
-    return _EmbeddedServer(config)
+) -> EmbeddedServer:
+    protocol = guarded_protocol(guard) if guard is not None else http
+    return web_server(app, name, http=protocol, certificate=certificate, key=key)
 
 
 async def _start_responder(
@@ -247,26 +229,25 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             config.portal.request_timeout,
         )
         control_server = _web_server(
-            create_socket_app(admin), http=PeerCredentialsProtocol
+            create_socket_app(admin), "control API", http=PeerCredentialsProtocol
         )
         sockets = {
-            _web_server(portal_app, guard=guard): portal_sockets,
+            _web_server(portal_app, "portal", guard=guard): portal_sockets,
             control_server: [control_socket],
         }
         if admin_socket is not None:
             admin_app = create_admin_app(
                 admin, metrics_require_token=config.admin.metrics_require_token
             )
-            sockets[_web_server(admin_app)] = [admin_socket]
-            log.info(
-                "Admin API on http://%s:%d/api/v1/.", admin_address, config.admin.port
-            )
+            sockets[_web_server(admin_app, "admin API")] = [admin_socket]
         if https_sockets:
             # The same application over HTTPS, for the portal and the
             # Captive Portal API; uvicorn loads the files and fails on a
             # bad certificate or key before any client connects.
             tls = config.tls
-            https = _web_server(portal_app, tls.certificate, tls.key, guard=guard)
+            https = _web_server(
+                portal_app, "portal over HTTPS", tls.certificate, tls.key, guard=guard
+            )
             sockets[https] = https_sockets
         serving = [
             asyncio.create_task(server.serve(sockets=listening))
@@ -394,7 +375,11 @@ class _Reloader:
         try:
             new = load_config(self._path)
         except CapportError as error:
-            log.error("Reload failed; the running configuration is kept: %s", error)
+            log.error(
+                "Reload failed; the running configuration is kept: %s",
+                error,
+                extra=ALWAYS_LOG,
+            )
             return
         applied = merged(self._config, new)
         running_spec = self._enforcer.spec
@@ -407,7 +392,11 @@ class _Reloader:
         except CapportError as error:
             self._enforcer.spec = running_spec
             self._set_configured_macs(self._config)
-            log.error("Reload failed; the running firewall is kept: %s", error)
+            log.error(
+                "Reload failed; the running firewall is kept: %s",
+                error,
+                extra=ALWAYS_LOG,
+            )
             return
 
         self._gateway.set_session_duration(applied.session.duration)
@@ -420,7 +409,9 @@ class _Reloader:
             configure_logging(applied.log)
         except CapportError as error:
             # An access log file that cannot be opened leaves the old handlers.
-            log.error("Reload kept the previous log settings: %s", error)
+            log.error(
+                "Reload kept the previous log settings: %s", error, extra=ALWAYS_LOG
+            )
             applied = applied.model_copy(update={"log": self._config.log})
 
         pending = restart_keys(self._config, new)

@@ -550,6 +550,13 @@ class Gateway:
             self._active.pop(replaced.id, None)
             self._forget_learned(replaced)
             self._meters.forget(replaced.id)
+            log.info(
+                "Ended session %d of %s: %s.",
+                replaced.id,
+                replaced.device,
+                EndReason.REPLACED,
+                extra=_log_fields(replaced),
+            )
             for observer in self._observers:
                 observer.session_ended(replaced, EndReason.REPLACED)
         self._index(session, session.remaining(now))

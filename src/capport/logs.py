@@ -18,6 +18,7 @@ from capport.errors import ConfigError
 from capport.logformat import KeyValueFormatter, RepeatFilter, TextFormatter
 
 ACCESS_LOGGER = "capport.access"
+ACCESS_LAYOUT = "%(asctime)s %(name)s: %(message)s"
 
 # Loggers that log.levels set, so a reload can reset the ones it drops.
 _levelled: set[str] = set()
@@ -71,7 +72,7 @@ def _access_handler(settings: LogSection) -> logging.Handler:
     if settings.format == "keyvalue":
         handler.setFormatter(KeyValueFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(ACCESS_LAYOUT, with_fields=False))
     return handler
 
 

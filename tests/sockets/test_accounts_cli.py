@@ -344,12 +344,20 @@ def test_changes_are_audited_with_peer_uid(
         gateway.ok("vouchers", "export")
     actor = f"control socket (uid {os.getuid()}, pid {os.getpid()})"
     assert audit_lines(caplog) == [
-        f"{actor}: added user alice (device limit None).",
+        f"{actor}: added user alice (device limit from auth.user_max_devices).",
         f"{actor}: changed the password of user alice.",
         f"{actor}: removed user alice.",
         f"{actor}: created 1 voucher(s), ids 1 to 1, 3600 s each.",
         f"{actor}: revoked voucher 1 (given by code).",
     ]
+
+
+def test_audit_names_user_device_limit(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="capport.audit"):
+        add_user(gateway, "bob", "--devices", "2")
+    assert audit_lines(caplog)[0].endswith(": added user bob (device limit 2).")
 
 
 def test_passwords_and_codes_stay_out_of_logs(

@@ -10,11 +10,15 @@ import pytest
 
 from capport.config import ConfigError, LogSection, load_config, parse_config
 from capport.logformat import (
+    ALWAYS_LOG,
     KeyValueFormatter,
+    RepeatCounter,
     RepeatFilter,
     TextFormatter,
+    escape_control,
     format_timestamp,
     quote_value,
+    suppressed_note,
 )
 from capport.logs import configure_logging
 from capport.reload import merged, restart_keys
@@ -64,6 +68,69 @@ def test_quote_value_newline_escaped() -> None:
 def test_quote_value_empty_and_equals() -> None:
     assert quote_value("") == '""'
     assert quote_value("a=b") == '"a=b"'
+
+
+FORGED_PATH = "/\n2026-12-04 18:00:00,000 ERROR capport.daemon: fake"
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("a\nb", "a\\nb"),
+        ("a\rb", "a\\rb"),
+        ("a\tb", "a\\tb"),
+        ("a\x1b[31mb", "a\\x1b[31mb"),
+        ("a\x00b", "a\\x00b"),
+        ("a\x7fb", "a\\x7fb"),
+        ("a\x85b", "a\\x85b"),
+        ("a\u2028b", "a\\u2028b"),
+        ("Café ü", "Café ü"),
+    ],
+)
+def test_escape_control(raw: str, escaped: str) -> None:
+    assert escape_control(raw) == escaped
+
+
+def test_quote_value_escape_character_quoted() -> None:
+    assert quote_value("a\x1bb") == '"a\\x1bb"'
+
+
+def test_quote_value_line_separator_quoted() -> None:
+    assert quote_value("a\u2028b") == '"a\\u2028b"'
+
+
+def test_text_message_newline_escaped() -> None:
+    record = make_record("%s GET %s 404 0.4 ms", ("192.0.2.11", FORGED_PATH))
+    line = TextFormatter().format(record)
+    assert "\n" not in line
+    assert line.endswith(
+        "GET /\\n2026-12-04 18:00:00,000 ERROR capport.daemon: fake 404 0.4 ms"
+    )
+
+
+def test_text_field_newline_escaped() -> None:
+    line = TextFormatter().format(make_record(path=FORGED_PATH))
+    assert "\n" not in line
+
+
+def test_text_traceback_lines_indented() -> None:
+    try:
+        raise ValueError("bad\n2026-12-04 18:00:00,000 ERROR capport.daemon: fake")
+    except ValueError:
+        import sys
+
+        record = make_record()
+        record.exc_info = sys.exc_info()
+    first, *rest = TextFormatter().format(record).split("\n")
+    assert first.endswith("capport.gateway: Granted session 7.")
+    assert rest
+    assert all(line.startswith("  ") for line in rest)
+
+
+def test_keyvalue_message_newline_escaped() -> None:
+    record = make_record("%s GET %s 404 0.4 ms", ("192.0.2.11", FORGED_PATH))
+    line = KeyValueFormatter().format(record)
+    assert "\n" not in line
 
 
 def test_timestamp_is_utc_with_milliseconds() -> None:
@@ -132,22 +199,68 @@ def test_repeat_filter_passes_first() -> None:
     assert RepeatFilter(60, FakeClock()).filter(error())
 
 
-def test_repeat_filter_drops_repeats_in_window() -> None:
+def test_repeat_filter_drops_identical_repeats_in_window() -> None:
     repeats = RepeatFilter(60, FakeClock())
     repeats.filter(error(arg="a"))
-    assert not repeats.filter(error(arg="b"))
-    assert not repeats.filter(error(arg="c"))
+    assert not repeats.filter(error(arg="a"))
+    assert not repeats.filter(error(arg="a"))
+
+
+def test_repeat_filter_passes_other_arguments() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    assert repeats.filter(error(arg="192.0.2.12"))
+    assert repeats.filter(error(arg="192.0.2.13"))
+
+
+def test_repeat_filter_passes_other_logger() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    first = make_record("Failed.", (), level=logging.ERROR, name="capport.daemon")
+    second = make_record("Failed.", (), level=logging.ERROR, name="capport.portal")
+    assert repeats.filter(first)
+    assert repeats.filter(second)
+
+
+def test_repeat_filter_passes_other_level() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    assert repeats.filter(make_record("Failed.", (), level=logging.ERROR))
+    assert repeats.filter(make_record("Failed.", (), level=logging.CRITICAL))
 
 
 def test_repeat_filter_reports_count_after_window() -> None:
     clock = FakeClock()
     repeats = RepeatFilter(60, clock)
-    for arg in "abcd":
-        repeats.filter(error(arg=arg))
+    for _ in range(4):
+        repeats.filter(error(arg="a"))
     clock.now += 61
-    record = error(arg="e")
+    record = error(arg="a")
     assert repeats.filter(record)
     assert record.repeated == 3
+
+
+def test_repeat_filter_count_in_message() -> None:
+    clock = FakeClock()
+    repeats = RepeatFilter(60, clock)
+    for _ in range(4):
+        repeats.filter(error(arg="a"))
+    clock.now += 61
+    record = error(arg="a")
+    repeats.filter(record)
+    assert record.getMessage() == (
+        "Lookup of a failed. 3 identical messages were suppressed before this one."
+    )
+
+
+def test_repeat_filter_count_of_one_singular() -> None:
+    clock = FakeClock()
+    repeats = RepeatFilter(60, clock)
+    repeats.filter(error())
+    repeats.filter(error())
+    clock.now += 61
+    record = error()
+    repeats.filter(record)
+    assert record.getMessage().endswith(
+        " 1 identical message was suppressed before this one."
+    )
 
 
 def test_repeat_filter_no_count_without_repeats() -> None:
@@ -158,6 +271,33 @@ def test_repeat_filter_no_count_without_repeats() -> None:
     record = error()
     assert repeats.filter(record)
     assert not hasattr(record, "repeated")
+    assert record.getMessage() == "Lookup of x failed."
+
+
+def test_repeat_filter_passes_always_log_records() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    assert repeats.filter(error(arg="a"))
+    assert repeats.filter(
+        make_record("Lookup of %s failed.", ("a",), level=logging.ERROR, **ALWAYS_LOG)
+    )
+
+
+def test_repeat_filter_groups_badly_formatted_record() -> None:
+    repeats = RepeatFilter(60, FakeClock())
+    assert repeats.filter(make_record("%d items", ("x",), level=logging.ERROR))
+    assert not repeats.filter(make_record("%d items", ("x",), level=logging.ERROR))
+
+
+def test_suppressed_note_empty_without_repeats() -> None:
+    assert suppressed_note(0) == ""
+
+
+def test_repeat_counter_bounded() -> None:
+    clock = FakeClock()
+    counter = RepeatCounter(60, clock, max_keys=10)
+    for number in range(100):
+        assert counter.check(number) == 0
+    assert len(counter._seen) <= 10
 
 
 def test_repeat_filter_keeps_distinct_messages() -> None:
@@ -232,10 +372,35 @@ def test_configured_keyvalue_reaches_stderr(capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.usefixtures("restore_logging")
 def test_configured_repeats_collapsed(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(LogSection(access_log="off"))
-    for number in range(5):
-        logging.getLogger("capport.enforce").error("Listing failed: %d", number)
+    for _ in range(5):
+        logging.getLogger("capport.enforce").error("Listing failed: %d", 4)
     err = capsys.readouterr().err
     assert err.count("Listing failed") == 1
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configured_distinct_errors_all_logged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(LogSection(access_log="off"))
+    daemon = logging.getLogger("capport.daemon")
+    for reason in ("responder.port: not a number", "session.duration: bad", "toml"):
+        daemon.error("Reload failed; the running configuration is kept: %s", reason)
+    err = capsys.readouterr().err
+    assert err.count("Reload failed") == 3
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configured_always_log_repeats_each_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(LogSection(access_log="off"))
+    daemon = logging.getLogger("capport.daemon")
+    for _ in range(2):
+        daemon.error("Reload failed: %s", "bad = [", extra=ALWAYS_LOG)
+    err = capsys.readouterr().err
+    assert err.count("Reload failed") == 2
+    assert "always_log" not in err
 
 
 @pytest.mark.usefixtures("restore_logging")
@@ -294,6 +459,28 @@ def test_text_access_line_not_repeated(capsys: pytest.CaptureFixture[str]) -> No
     )
     err = capsys.readouterr().err
     assert err.rstrip().endswith("capport.access: 192.0.2.11 GET / 200 1.0 ms")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_text_access_line_escapes_path(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    configure_logging(LogSection(access_log=str(path)))
+    logging.getLogger("capport.access").info(
+        "%s GET %s %d %.1f ms", "192.0.2.11", FORGED_PATH, 404, 0.4
+    )
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith("capport.daemon: fake 404 0.4 ms")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_keyvalue_access_line_escapes_path(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    configure_logging(LogSection(format="keyvalue", access_log=str(path)))
+    logging.getLogger("capport.access").info(
+        "%s GET %s 404 0.4 ms", "192.0.2.11", FORGED_PATH, extra={"path": FORGED_PATH}
+    )
+    assert len(path.read_text().splitlines()) == 1
 
 
 @pytest.mark.usefixtures("restore_logging")

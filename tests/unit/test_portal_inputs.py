@@ -45,14 +45,27 @@ def logger() -> logging.Logger:
     return logging.getLogger("capport.portal.test-throttle")
 
 
-def test_throttle_suppresses_repeats(
+def test_throttle_suppresses_identical_repeats(
     logger: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
     throttled = ThrottledLog(logger, interval=60.0, clock=Clock())
     with caplog.at_level(logging.INFO, logger=logger.name):
-        for number in range(3):
-            throttled.log(logging.INFO, "csrf", "Rejected request %d.", number)
-    assert [record.getMessage() for record in caplog.records] == ["Rejected request 0."]
+        for _ in range(3):
+            throttled.log(logging.INFO, "csrf", "Rejected request %d.", 7)
+    assert [record.getMessage() for record in caplog.records] == ["Rejected request 7."]
+
+
+def test_throttle_logs_each_client_address(
+    logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    throttled = ThrottledLog(logger, interval=60.0, clock=Clock())
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        for address in ("192.0.2.11", "192.0.2.12", "192.0.2.11"):
+            throttled.log(logging.INFO, "sign-in", "Sign-in by %s failed.", address)
+    assert [record.getMessage() for record in caplog.records] == [
+        "Sign-in by 192.0.2.11 failed.",
+        "Sign-in by 192.0.2.12 failed.",
+    ]
 
 
 def test_throttle_reports_suppressed_count(
@@ -67,7 +80,7 @@ def test_throttle_reports_suppressed_count(
         throttled.log(logging.INFO, "csrf", "Rejected a request.")
     last = caplog.records[-1].getMessage()
     assert last == (
-        "Rejected a request. 2 similar messages were suppressed before this one."
+        "Rejected a request. 2 identical messages were suppressed before this one."
     )
 
 

@@ -54,8 +54,15 @@ async def add_user(request: Request, body: NewUser) -> UserBody:
         await context_of(request).store.add_user(user)
     except RecordExists as error:
         raise ApiError(409, str(error), "name") from None
-    audit(request, "added user %s (device limit %s).", user.name, user.max_devices)
+    audit(request, "added user %s (%s).", user.name, _device_limit(user))
     return _user_body(user)
+
+
+def _device_limit(user: User) -> str:
+    if user.max_devices is None:
+        # authenticate_user falls back to the configured limit, if any.
+        return "device limit from auth.user_max_devices"
+    return f"device limit {user.max_devices}"
 
 
 # The name may contain "/", which a client sends as %2F and the router

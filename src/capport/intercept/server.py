@@ -19,13 +19,14 @@ from capport.config import ResponderSection
 from capport.intercept.connection import LINGER_SECONDS, InterceptConnection
 from capport.intercept.destination import socket_address_ip
 from capport.intercept.responses import ResponseBuilder
+from capport.logformat import RepeatCounter, suppressed_note
 from capport.models import IPAddress
 from capport.probes import ProbeTable, merge_probes
 from capport.tokens import TokenSigner
 
 log = logging.getLogger("capport.intercept")
 
-# Repeated warnings (connection limits, internal errors) are logged at most
+# An identical warning (connection limits, internal errors) is logged at most
 # once per this many seconds, with the number left out since the last one.
 LOG_INTERVAL_SECONDS = 60.0
 
@@ -75,25 +76,6 @@ class ResponderStats:
     timeouts: int = 0
 
 
-class _RepeatedWarning:
-    """Logs a repeated event at most once per interval, counting the rest."""
-
-    def __init__(self, interval: float = LOG_INTERVAL_SECONDS) -> None:
-        self._interval = interval
-        self._next = 0.0
-        self._skipped = 0
-
-    def should_log(self) -> int | None:
-        """Return how many events were skipped if this one is to be logged."""
-        now = time.monotonic()
-        if now < self._next:
-            self._skipped += 1
-            return None
-        skipped, self._skipped = self._skipped, 0
-        self._next = now + self._interval
-        return skipped
-
-
 class Responder:
     """Responds to intercepted HTTP requests with 511 (or 307 once logged in).
 
@@ -133,8 +115,9 @@ class Responder:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._cache_timer: asyncio.TimerHandle | None = None
-        self._limit_warning = _RepeatedWarning()
-        self._error_warning = _RepeatedWarning()
+        # Client addresses and errors are part of each message, so one
+        # client's repeats are counted and no other client's line is lost.
+        self._repeats = RepeatCounter(LOG_INTERVAL_SECONDS)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -249,31 +232,23 @@ class Responder:
 
     def report_error(self, error: BaseException, client_ip: IPAddress) -> None:
         """Log an unexpected error raised while serving client_ip, rate-limited."""
-        skipped = self._error_warning.should_log()
-        if skipped is None:
-            return
-        log.error(
-            "Serving a connection from %s failed with %r; the connection was "
-            "closed (%d more such errors not logged since the last message).",
-            client_ip,
-            error,
-            skipped,
-            exc_info=error,
+        message = (
+            f"Serving a connection from {client_ip} failed with {error!r}; the "
+            "connection was closed."
         )
+        suppressed = self._repeats.check(message)
+        if suppressed is None:
+            return
+        log.error("%s", message + suppressed_note(suppressed), exc_info=error)
 
     # Internal
 
     def _reject_connection(self, connection: InterceptConnection, reason: str) -> None:
         self.stats.connections_rejected += 1
-        skipped = self._limit_warning.should_log()
-        if skipped is not None:
-            log.warning(
-                "Rejected a connection from %s because %s (%d more rejections "
-                "not logged since the last message).",
-                connection.client_ip,
-                reason,
-                skipped,
-            )
+        message = f"Rejected a connection from {connection.client_ip} because {reason}."
+        suppressed = self._repeats.check(message)
+        if suppressed is not None:
+            log.warning("%s", message + suppressed_note(suppressed))
 
     def _clear_cache(self) -> None:
         self.response_cache.clear()

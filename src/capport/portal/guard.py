@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from capport.logformat import RepeatCounter, suppressed_note
+from capport.portal.accesslog import log_request
+
 log = logging.getLogger("capport.portal")
+
+# Connections closed at the limit are logged once per client and this
+# interval, and the others are counted.
+REJECTION_LOG_INTERVAL_SECONDS = 60.0
 
 
 @dataclass
@@ -31,6 +39,9 @@ class ConnectionGuard:
     open_by_client: Counter[str] = field(default_factory=Counter)
     rejected: int = 0
     timed_out: int = 0
+    repeats: RepeatCounter = field(
+        default_factory=lambda: RepeatCounter(REJECTION_LOG_INTERVAL_SECONDS)
+    )
 
     @property
     def open_total(self) -> int:
@@ -43,18 +54,25 @@ class ConnectionGuard:
             or self.open_by_client[client] >= self.max_per_client
         ):
             self.rejected += 1
-            if self.rejected == 1 or self.rejected % 1000 == 0:
-                log.warning(
-                    "Closed a portal connection from %s at its limit "
-                    "(%d per client, %d in total); %d closed so far.",
-                    client,
-                    self.max_per_client,
-                    self.max_connections,
-                    self.rejected,
-                )
+            self._log_rejection(client)
             return False
         self.open_by_client[client] += 1
         return True
+
+    def _log_rejection(self, client: str) -> None:
+        # The limits are the same for every connection, so messages differ
+        # only in the client address, which is the key.
+        suppressed = self.repeats.check(client)
+        if suppressed is None:
+            return
+        log.warning(
+            "Closed a portal connection from %s at its limit (%d per client, "
+            "%d in total).%s",
+            client,
+            self.max_per_client,
+            self.max_connections,
+            suppressed_note(suppressed),
+        )
 
     def release(self, client: str) -> None:
         self.open_by_client[client] -= 1
@@ -68,6 +86,9 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _admitted_client: str | None = None
         _request_timer: asyncio.TimerHandle | None = None
+        # When the connection opened or the previous response was sent. A
+        # rejected request's duration is measured from here.
+        _request_started: float = 0.0
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -85,6 +106,17 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
                 self._admitted_client = None
             super().connection_lost(exc)
 
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn sends this 400 itself when httptools cannot parse a
+            # request (a malformed request line or header), without calling
+            # the application, so the access log middleware never receives it.
+            super().send_400_response(msg)
+            client = self.client[0] if self.client else "-"
+            log_request(client, "-", "-", 400, self._request_elapsed())
+
+        def _request_elapsed(self) -> float:
+            return time.perf_counter() - self._request_started
+
         def on_message_complete(self) -> None:
             self._cancel_request_timer()
             super().on_message_complete()
@@ -96,6 +128,7 @@ def guarded_protocol(guard: ConnectionGuard) -> type[HttpToolsProtocol]:
 
         def _arm_request_timer(self) -> None:
             self._cancel_request_timer()
+            self._request_started = time.perf_counter()
             self._request_timer = self.loop.call_later(
                 guard.request_timeout, self._request_timed_out
             )

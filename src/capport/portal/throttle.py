@@ -6,12 +6,15 @@ import logging
 import time
 from collections.abc import Callable
 
+from capport.logformat import RepeatCounter, suppressed_note
+
 
 class ThrottledLog:
-    """Logs at most one message per key and interval and counts the rest.
+    """Logs an event at most once per interval and counts identical repeats.
 
-    Keys name a kind of event ("csrf", "origin"), not a client, so the table
-    stays small however many addresses send bad requests.
+    Events are identical when their key ("csrf", "sign-in"), level and
+    formatted message match. A message that names another client address is
+    another event and is always logged.
     """
 
     def __init__(
@@ -21,21 +24,14 @@ class ThrottledLog:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._logger = logger
-        self._interval = interval
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._counter = RepeatCounter(interval, clock)
 
     def log(self, level: int, key: str, message: str, *args: object) -> None:
-        """Log message unless one with the same key was logged within the interval."""
-        now = self._clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self._interval:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+        """Log message unless an identical one was logged within the interval."""
+        text = message % args if args else message
+        suppressed = self._counter.check((key, level, text))
+        if suppressed is None:
             return
-        self._last[key] = now
-        suppressed = self._suppressed.pop(key, 0)
         if suppressed:
-            message += " %d similar messages were suppressed before this one."
-            args = (*args, suppressed)
-        self._logger.log(level, message, *args)
+            text += suppressed_note(suppressed)
+        self._logger.log(level, "%s", text)
