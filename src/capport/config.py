@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -312,6 +313,9 @@ class AdminSection(_Section):
     metrics_require_token: bool = True
     # How long the per-minute samples behind /api/v1/history are kept.
     history_retention: Duration = 30 * 86400.0
+    # Origins, besides the listener's own, from which browsers may change
+    # state: those of a TLS proxy in front of the listener.
+    origins: tuple[str, ...] = ()
 
     @field_validator("address", mode="before")
     @classmethod
@@ -321,6 +325,47 @@ class AdminSection(_Section):
         if not isinstance(value, str):
             raise ValueError("expected an IPv4 address as a string")
         return ipaddress.IPv4Address(value)
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise ValueError(
+                'expected a list of origins, such as ["https://gw.example.net"]'
+            )
+        return tuple(normalise_origin(item) for item in value)
+
+
+def normalise_origin(value: Any) -> str:
+    """Return value as browsers send it in the Origin header.
+
+    That is scheme://host[:port] in lower case, without the scheme's default
+    port and without a path: the ASCII serialization of RFC 6454.
+    """
+    example = 'such as "https://gw.example.net" or "https://gw.example.net:8443"'
+    if not isinstance(value, str):
+        raise ValueError(f"invalid origin {value!r}: expected a string {example}")
+    try:
+        parts = urllib.parse.urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"invalid origin {value!r}: expected one {example}") from None
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    extra = parts.path not in ("", "/") or parts.query or parts.fragment
+    if scheme not in ("http", "https") or not host or extra or parts.username:
+        raise ValueError(
+            f"invalid origin {value!r}: expected only a scheme (http or https), "
+            f"a host and optionally a port, {example}"
+        )
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class FirewallSection(_Section):

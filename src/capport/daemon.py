@@ -255,7 +255,9 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         }
         if admin_socket is not None:
             admin_app = create_admin_app(
-                admin, metrics_require_token=config.admin.metrics_require_token
+                admin,
+                metrics_require_token=config.admin.metrics_require_token,
+                origins=config.admin.origins,
             )
             sockets[_web_server(admin_app)] = [admin_socket]
             log.info(
