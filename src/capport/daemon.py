@@ -35,6 +35,7 @@ from capport.errors import CapportError, ConfigError
 from capport.garden import WalledGarden
 from capport.gateway import Gateway
 from capport.intercept.server import Responder
+from capport.lan import LanReader
 from capport.listeners import (
     FILE_LIMIT_MARGIN,
     InstanceLock,
@@ -210,6 +211,8 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         stack.callback(events.close)
 
         sampler = Sampler(gateway, store, config.admin.history_retention)
+        lan = LanReader(config.gateway.interface)
+        stack.callback(lan.close)
         admin = AdminContext(
             gateway,
             store,
@@ -217,6 +220,7 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             config.firewall.table,
             enforcer.exists,
             lambda: responder.stats,
+            lan=lan.read,
         )
         radius: RadiusAuthenticator | None = None
         background = [

@@ -164,6 +164,11 @@ async def grant_client(request: Request, body: GrantRequest) -> Client:
     """Grant a device access for duration seconds, as if it had signed in."""
     context = context_of(request)
     device = Device.parse(body.mac, body.ip)
+    lan = await asyncio.to_thread(context.lan)
+    try:
+        lan.check_device_ip(device.ip)
+    except ValueError as error:
+        raise ApiError(422, str(error), "ip") from None
     duration = body.duration or context.gateway.session_duration
     try:
         session = await context.gateway.grant(

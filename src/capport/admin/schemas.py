@@ -16,6 +16,7 @@ from capport.admin.records import check_token_name
 from capport.auth.users import normalise_username
 from capport.auth.vouchers import CODE_LENGTH, normalise_code
 from capport.config import MAX_SESSION_SECONDS
+from capport.lan import check_device_mac
 from capport.models import normalise_mac
 
 # One request creates at most this many vouchers; the command line allows more.
@@ -79,7 +80,9 @@ class GrantRequest(_Request):
     @field_validator("mac")
     @classmethod
     def _check_mac(cls, value: str) -> str:
-        return normalise_mac(value)
+        mac = normalise_mac(value)
+        check_device_mac(mac)
+        return mac
 
     @field_validator("ip")
     @classmethod
