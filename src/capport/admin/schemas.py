@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from capport.admin.records import check_token_name
-from capport.auth.users import normalise_username
+from capport.auth.users import MAX_NAME_CHARS, new_username
 from capport.auth.vouchers import CODE_LENGTH, normalise_code
 from capport.config import MAX_SESSION_SECONDS
 from capport.lan import check_device_mac
@@ -165,14 +165,18 @@ class UserList(BaseModel):
 
 
 class NewUser(_Request):
-    name: str = Field(min_length=1, max_length=256)
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_NAME_CHARS,
+        description="compared case-insensitively; not . or ..",
+    )
     password: str = Field(min_length=1, max_length=1024)
     max_devices: int | None = Field(default=None, ge=1, le=1_000_000)
 
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        return normalise_username(value)
+        return new_username(value)
 
 
 class NewPassword(_Request):
