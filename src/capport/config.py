@@ -199,7 +199,31 @@ class ResponderSection(_Section):
 
 # nftables element timeouts overflow somewhere between 200,000 and 1,000,000
 # days on Linux 6.x; a year keeps every grant well inside that.
-MAX_SESSION_SECONDS = 365 * 86400
+MAX_SESSION_DAYS = 365
+MAX_SESSION_SECONDS = MAX_SESSION_DAYS * 86400
+
+
+def check_session_length(seconds: float, given: str | None = None) -> float:
+    """Return seconds, or raise ValueError if a session may not last that long.
+
+    The message names given, the operator's own spelling such as "9000h",
+    or else the seconds, followed by the days they make.
+    """
+    if seconds <= MAX_SESSION_SECONDS:
+        return seconds
+    shown = f"{seconds:.0f} s" if given is None else given.strip()
+    if not shown.endswith("d"):
+        shown = f"{shown} ({format_days(seconds)})"
+    raise ValueError(
+        f"duration {shown} is longer than the maximum of {MAX_SESSION_DAYS} days "
+        f"({MAX_SESSION_SECONDS} s)"
+    )
+
+
+def format_days(seconds: float) -> str:
+    """Format seconds as days with at most two decimals, such as "365.01 days"."""
+    days = f"{seconds / 86400:.2f}".rstrip("0").rstrip(".")
+    return f"{days} day" if days == "1" else f"{days} days"
 
 
 class SessionSection(_Section):
@@ -216,11 +240,7 @@ class SessionSection(_Section):
     @field_validator("duration")
     @classmethod
     def _check_duration(cls, value: float) -> float:
-        if value > MAX_SESSION_SECONDS:
-            raise ValueError(
-                f"session of {value:.0f} s is longer than the maximum of 365 days"
-            )
-        return value
+        return check_session_length(value)
 
 
 def _mac_list(value: Any) -> tuple[str, ...]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from capport.admin.records import check_token_name
 from capport.auth.users import MAX_NAME_CHARS, new_username
 from capport.auth.vouchers import CODE_LENGTH, normalise_code
-from capport.config import MAX_SESSION_SECONDS
+from capport.config import MAX_SESSION_SECONDS, check_session_length
 from capport.lan import check_device_mac
 from capport.models import normalise_mac
 
@@ -23,7 +23,19 @@ from capport.models import normalise_mac
 MAX_VOUCHERS_PER_REQUEST = 1000
 MAX_HISTORY_HOURS = 24 * 31
 
-Seconds = Annotated[float, Field(gt=0, le=MAX_SESSION_SECONDS, allow_inf_nan=False)]
+
+def _check_seconds(value: float) -> float:
+    return check_session_length(value)
+
+
+# The maximum is checked by check_session_length, whose message gives days.
+Seconds = Annotated[
+    float,
+    Field(
+        gt=0, allow_inf_nan=False, json_schema_extra={"maximum": MAX_SESSION_SECONDS}
+    ),
+    AfterValidator(_check_seconds),
+]
 
 
 class _Request(BaseModel):

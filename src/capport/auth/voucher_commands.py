@@ -23,7 +23,7 @@ from capport.auth.commands import (
     format_limit,
     format_time,
 )
-from capport.config import parse_duration
+from capport.config import check_session_length, parse_duration
 from capport.privatefile import PrivateFile, open_private
 
 MAX_VOUCHERS_PER_RUN = 100_000
@@ -54,7 +54,7 @@ def _duration_option(
     context: click.Context, parameter: click.Parameter, value: str
 ) -> float:
     try:
-        return parse_duration(value)
+        return check_session_length(parse_duration(value), given=value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
 
