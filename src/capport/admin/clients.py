@@ -32,7 +32,7 @@ from capport.admin.schemas import (
 )
 from capport.admin.security import audit
 from capport.auth.entitlement import Entitlement
-from capport.errors import DeviceBlocked
+from capport.errors import DeviceBlocked, SessionTooLong
 from capport.maclists import BLOCKED, TRUSTED
 from capport.metrics import ADMIN_METHOD
 from capport.models import Device, EndReason, Session, normalise_mac
@@ -199,7 +199,10 @@ async def extend_client(
     """Move the end of every session of a MAC, in the store and the kernel."""
     context = context_of(request)
     requested_mac = parse_mac(mac)
-    extended = await context.gateway.extend_mac(requested_mac, body.seconds)
+    try:
+        extended = await context.gateway.extend_mac(requested_mac, body.seconds)
+    except SessionTooLong as error:
+        raise ApiError(422, str(error), "seconds") from None
     if not extended:
         raise _not_authorised(requested_mac)
     audit(
