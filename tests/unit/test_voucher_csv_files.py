@@ -123,6 +123,7 @@ def test_failed_create_removes_new_csv(store_path: Path, tmp_path: Path) -> None
 
 
 def test_export_keeps_existing_csv(store_path: Path, tmp_path: Path) -> None:
+    run(store_path, "vouchers", "create", "--duration", "1h")
     target = tmp_path / "vouchers.csv"
     target.write_text(OLD_CODES)
     result = run(store_path, "vouchers", "export", "--csv", str(target))
@@ -132,6 +133,7 @@ def test_export_keeps_existing_csv(store_path: Path, tmp_path: Path) -> None:
 
 
 def test_export_on_full_device_names_error(store_path: Path, full_device: Path) -> None:
+    run(store_path, "vouchers", "create", "--duration", "1h")
     result = run(store_path, "vouchers", "export", "--csv", str(full_device), "--force")
     assert result.exit_code == 1
     assert "No space left on device" in result.stderr
