@@ -83,8 +83,15 @@ class Extended(BaseModel):
 
 
 class GrantRequest(_Request):
-    mac: str = Field(examples=["02:00:00:00:00:11"])
-    ip: str = Field(examples=["192.0.2.11"])
+    mac: str = Field(
+        examples=["02:00:00:00:00:11"],
+        description="the device's unicast MAC; not multicast, broadcast or all zeros",
+    )
+    ip: str = Field(
+        examples=["192.0.2.11"],
+        description="an IPv4 address in a prefix of gateway.interface; not its "
+        "network, broadcast or the gateway's own address",
+    )
     duration: Seconds | None = Field(
         default=None, description="seconds; session.duration when absent"
     )
