@@ -23,6 +23,7 @@ from capport.admin.records import ApiToken, generate_token, token_digest
 from capport.enforce.base import DeviceUsage, MemoryEnforcer, Traffic
 from capport.gateway import Gateway
 from capport.intercept.server import ResponderStats
+from capport.lan import Lan
 from capport.metrics import LoginCounter
 from capport.neighbours import MemoryNeighbours
 from capport.store.sqlite import SQLiteStore
@@ -32,6 +33,8 @@ SESSION_SECONDS = 3600.0
 # Bytes the in-memory firewall reports for every authorised address.
 DEVICE_BYTES = 1500
 DOWN_BYTES = 4000
+# The gateway's addresses on its LAN, against which grants are checked.
+LAN = Lan.parse("lan0", ["192.0.2.1/24", "2001:db8:1::1/64"])
 
 
 @dataclass
@@ -94,6 +97,7 @@ def build_context(
         "capport",
         lambda: enforcer.installed,
         responder_stats=lambda: responder,
+        lan=lambda: LAN,
     )
     return gateway, sampler, context
 

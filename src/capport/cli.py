@@ -15,7 +15,12 @@ from capport.auth.commands import users_group
 from capport.auth.voucher_commands import vouchers_group
 from capport.bench.commands import bench_command
 from capport.client.commands import check, login
-from capport.config import ControlSection, load_config, parse_duration
+from capport.config import (
+    ControlSection,
+    check_session_length,
+    load_config,
+    parse_duration,
+)
 from capport.controlclient import ControlClient
 from capport.doctor.command import doctor
 from capport.errors import CapportError
@@ -275,7 +280,7 @@ def _seconds(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        return check_session_length(parse_duration(value), given=value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -198,7 +199,31 @@ class ResponderSection(_Section):
 
 # nftables element timeouts overflow somewhere between 200,000 and 1,000,000
 # days on Linux 6.x; a year keeps every grant well inside that.
-MAX_SESSION_SECONDS = 365 * 86400
+MAX_SESSION_DAYS = 365
+MAX_SESSION_SECONDS = MAX_SESSION_DAYS * 86400
+
+
+def check_session_length(seconds: float, given: str | None = None) -> float:
+    """Return seconds, or raise ValueError if a session may not last that long.
+
+    The message names given, the operator's own spelling such as "9000h",
+    or else the seconds, followed by the days they make.
+    """
+    if seconds <= MAX_SESSION_SECONDS:
+        return seconds
+    shown = f"{seconds:.0f} s" if given is None else given.strip()
+    if not shown.endswith("d"):
+        shown = f"{shown} ({format_days(seconds)})"
+    raise ValueError(
+        f"duration {shown} is longer than the maximum of {MAX_SESSION_DAYS} days "
+        f"({MAX_SESSION_SECONDS} s)"
+    )
+
+
+def format_days(seconds: float) -> str:
+    """Format seconds as days with at most two decimals, such as "365.01 days"."""
+    days = f"{seconds / 86400:.2f}".rstrip("0").rstrip(".")
+    return f"{days} day" if days == "1" else f"{days} days"
 
 
 class SessionSection(_Section):
@@ -215,11 +240,7 @@ class SessionSection(_Section):
     @field_validator("duration")
     @classmethod
     def _check_duration(cls, value: float) -> float:
-        if value > MAX_SESSION_SECONDS:
-            raise ValueError(
-                f"session of {value:.0f} s is longer than the maximum of 365 days"
-            )
-        return value
+        return check_session_length(value)
 
 
 def _mac_list(value: Any) -> tuple[str, ...]:
@@ -312,6 +333,9 @@ class AdminSection(_Section):
     metrics_require_token: bool = True
     # How long the per-minute samples behind /api/v1/history are kept.
     history_retention: Duration = 30 * 86400.0
+    # Origins, besides the listener's own, from which browsers may change
+    # state: those of a TLS proxy in front of the listener.
+    origins: tuple[str, ...] = ()
 
     @field_validator("address", mode="before")
     @classmethod
@@ -321,6 +345,47 @@ class AdminSection(_Section):
         if not isinstance(value, str):
             raise ValueError("expected an IPv4 address as a string")
         return ipaddress.IPv4Address(value)
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise ValueError(
+                'expected a list of origins, such as ["https://gw.example.net"]'
+            )
+        return tuple(normalise_origin(item) for item in value)
+
+
+def normalise_origin(value: Any) -> str:
+    """Return value as browsers send it in the Origin header.
+
+    That is scheme://host[:port] in lower case, without the scheme's default
+    port and without a path: the ASCII serialization of RFC 6454.
+    """
+    example = 'such as "https://gw.example.net" or "https://gw.example.net:8443"'
+    if not isinstance(value, str):
+        raise ValueError(f"invalid origin {value!r}: expected a string {example}")
+    try:
+        parts = urllib.parse.urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"invalid origin {value!r}: expected one {example}") from None
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    extra = parts.path not in ("", "/") or parts.query or parts.fragment
+    if scheme not in ("http", "https") or not host or extra or parts.username:
+        raise ValueError(
+            f"invalid origin {value!r}: expected only a scheme (http or https), "
+            f"a host and optionally a port, {example}"
+        )
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class FirewallSection(_Section):

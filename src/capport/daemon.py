@@ -34,6 +34,7 @@ from capport.errors import CapportError, ConfigError
 from capport.garden import WalledGarden
 from capport.gateway import Gateway
 from capport.intercept.server import Responder
+from capport.lan import LanReader
 from capport.listeners import (
     FILE_LIMIT_MARGIN,
     InstanceLock,
@@ -192,6 +193,8 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         stack.callback(events.close)
 
         sampler = Sampler(gateway, store, config.admin.history_retention)
+        lan = LanReader(config.gateway.interface)
+        stack.callback(lan.close)
         admin = AdminContext(
             gateway,
             store,
@@ -199,6 +202,7 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             config.firewall.table,
             enforcer.exists,
             lambda: responder.stats,
+            lan=lan.read,
         )
         radius: RadiusAuthenticator | None = None
         background = [
@@ -237,7 +241,9 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         }
         if admin_socket is not None:
             admin_app = create_admin_app(
-                admin, metrics_require_token=config.admin.metrics_require_token
+                admin,
+                metrics_require_token=config.admin.metrics_require_token,
+                origins=config.admin.origins,
             )
             sockets[_web_server(admin_app, "admin API")] = [admin_socket]
         if https_sockets:

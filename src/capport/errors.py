@@ -63,3 +63,7 @@ class RadiusTimeout(RadiusError, TimeoutError):
 
 class DeviceBlocked(CapportError, PermissionError):
     """The device's MAC address is on the blocked list."""
+
+
+class SessionTooLong(CapportError, ValueError):
+    """An extension would make a session last longer than the maximum."""

@@ -32,9 +32,14 @@ from capport import accounting, boottime
 from capport.accounting import SessionTerms
 from capport.auth.entitlement import Entitlement
 from capport.auth.records import Contact
-from capport.config import MAX_SESSION_SECONDS
+from capport.config import MAX_SESSION_DAYS, MAX_SESSION_SECONDS, format_days
 from capport.enforce.base import DeviceUsage, Enforcer, Grant, Traffic
-from capport.errors import CapportError, DeviceBlocked, DeviceNotFound
+from capport.errors import (
+    CapportError,
+    DeviceBlocked,
+    DeviceNotFound,
+    SessionTooLong,
+)
 from capport.grant_queue import BatchQueue, GrantRequest, grant_keys
 from capport.maclists import MacLists, override_for
 from capport.meters import SessionMeters
@@ -664,12 +669,28 @@ class Gateway:
         """Add seconds to every active session of mac; return them extended.
 
         The store commits the new end first, then the kernel elements of the
-        session's addresses get the new timeout, so both deadlines move. No
-        session lasts more than MAX_SESSION_SECONDS from now.
+        session's addresses get the new timeout, so both deadlines move. If
+        a session would then last more than MAX_SESSION_SECONDS from now,
+        raises SessionTooLong and extends none.
         """
         async with self._lock:
             matching = [s for s in self._active.values() if s.device.mac == mac]
+            for session in matching:
+                self._check_extension(session, seconds)
             return [await self._extend(session, seconds) for session in matching]
+
+    def _check_extension(self, session: Session, seconds: float) -> None:
+        remaining = self.remaining(session)
+        if remaining + seconds <= MAX_SESSION_SECONDS:
+            return
+        allowed = max(0, int(MAX_SESSION_SECONDS - remaining))
+        end = remaining + seconds
+        raise SessionTooLong(
+            f"extending session {session.id} of {session.device} by {seconds:.0f} s "
+            f"would end it in {end:.0f} s ({format_days(end)}), after the maximum "
+            f"of {MAX_SESSION_DAYS} days; extend it by at most {allowed} s "
+            f"({format_days(allowed)})"
+        )
 
     async def end(self, session: Session, reason: str) -> Session:
         """End one session and cut the device off."""
@@ -823,7 +844,7 @@ class Gateway:
         its octet counts of an extended session start again from zero.
         """
         now = self._clocks.wall()
-        remaining = min(self.remaining(session) + seconds, MAX_SESSION_SECONDS)
+        remaining = self.remaining(session) + seconds
         expires_at = now + remaining
         old_terms = self._meters.terms(session.id)
         terms = accounting.with_boot_deadline(

@@ -109,3 +109,18 @@ def test_api_trust_lets_client_online(lab: Lab, token: str) -> None:
         assert wait_until(lambda: is_captive(lab, "c2"), timeout=5)
     finally:
         admin_request(lab, token, "DELETE", f"/trusted/{mac}")
+
+
+@pytest.mark.parametrize("ip", ["192.0.2.255", "192.0.2.1", "10.0.0.1"])
+def test_api_grant_outside_lan_is_422(lab: Lab, token: str, ip: str) -> None:
+    mac = lab.macs["c1"]
+    try:
+        status, body = admin_request(
+            lab, token, "POST", "/clients", {"mac": mac, "ip": ip, "duration": 60}
+        )
+        assert status == 422, body
+        assert body["field"] == "ip"
+        assert ip in str(body["error"])
+        assert (mac, ip) not in kernel_elements(lab)
+    finally:
+        revoke_quietly(lab, mac)

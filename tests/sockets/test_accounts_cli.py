@@ -243,7 +243,9 @@ def test_vouchers_create_writes_private_csv(gateway: Gateway, tmp_path: Path) ->
     target = tmp_path / "codes.csv"
     target.write_text("old\n")
     target.chmod(0o644)
-    codes = create_codes(gateway, "--count", "2", "--quota", "1k", "--csv", str(target))
+    codes = create_codes(
+        gateway, "--count", "2", "--quota", "1k", "--csv", str(target), "--force"
+    )
     with target.open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert [row["code"] for row in rows] == codes

@@ -173,6 +173,22 @@ def test_cli_grant_invalid_ip_names_field(socket_admin: tuple[Served, Path]) -> 
     assert "ip: invalid IPv4 address" in output
 
 
+def test_cli_grant_broadcast_mac_fails(socket_admin: tuple[Served, Path]) -> None:
+    served, path = socket_admin
+    status, output = cli(path, "grant", "FF-FF-FF-FF-FF-FF", IP)
+    assert status == 1
+    assert "mac: MAC address ff:ff:ff:ff:ff:ff is a multicast or broadcast" in output
+    assert served.enforcer.devices == {}
+
+
+def test_cli_grant_broadcast_ip_fails(socket_admin: tuple[Served, Path]) -> None:
+    served, path = socket_admin
+    status, output = cli(path, "grant", MAC, "192.0.2.255")
+    assert status == 1
+    assert "ip: 192.0.2.255 is the broadcast address of 192.0.2.0/24" in output
+    assert served.enforcer.devices == {}
+
+
 def test_socket_keeps_earlier_control_paths(
     socket_admin: tuple[Served, Path],
 ) -> None:

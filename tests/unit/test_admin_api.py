@@ -725,3 +725,36 @@ def test_client_bytes_include_learned_ipv6(admin: Admin) -> None:
     row = admin.get(f"/api/v1/clients/{MAC}").json()["clients"][0]
     assert row["bytes_up"] == 2 * DEVICE_BYTES
     assert row["bytes_down"] == 2 * DOWN_BYTES
+
+
+# Grants of addresses that cannot be a device
+
+
+@pytest.mark.parametrize(
+    "mac",
+    ["ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "01:00:5e:00:00:01"],
+)
+def test_grant_to_group_or_zero_mac_is_422(admin: Admin, mac: str) -> None:
+    response = admin.post("/api/v1/clients", {"mac": mac, "ip": IP})
+    assert response.status_code == 422
+    field, message = error_of(response)
+    assert field == "mac"
+    assert mac in message
+    assert admin.enforcer.devices == {}
+
+
+@pytest.mark.parametrize(
+    "ip", ["192.0.2.0", "192.0.2.255", "192.0.2.1", "127.0.0.1", "10.0.0.1"]
+)
+def test_grant_to_non_device_ip_is_422(admin: Admin, ip: str) -> None:
+    response = admin.post("/api/v1/clients", {"mac": MAC, "ip": ip})
+    assert response.status_code == 422
+    field, message = error_of(response)
+    assert field == "ip"
+    assert ip in message
+    assert admin.enforcer.devices == {}
+
+
+def test_rejected_grant_stores_no_session(admin: Admin) -> None:
+    admin.post("/api/v1/clients", {"mac": MAC, "ip": "192.0.2.255"})
+    assert admin.call(admin.store.active_sessions) == []

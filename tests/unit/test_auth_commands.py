@@ -223,7 +223,7 @@ def test_export_writes_private_csv(store_path: Path, tmp_path: Path) -> None:
     target = tmp_path / "vouchers.csv"
     target.write_text("old\n")
     target.chmod(0o644)
-    invoke(store_path, "vouchers", "export", "--csv", str(target))
+    invoke(store_path, "vouchers", "export", "--csv", str(target), "--force")
     with target.open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert [(row["id"], row["state"]) for row in rows] == [("1", "revoked")]

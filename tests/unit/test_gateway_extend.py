@@ -13,7 +13,7 @@ from test_gateway_ipv6 import SLAAC, V4, run, table
 from capport.auth.entitlement import Entitlement, Quota
 from capport.config import MAX_SESSION_SECONDS
 from capport.enforce.base import DeviceUsage, Grant, MemoryEnforcer, Traffic
-from capport.errors import EnforcementError
+from capport.errors import EnforcementError, SessionTooLong
 from capport.gateway import Gateway
 from capport.models import Device, EndReason
 
@@ -47,7 +47,7 @@ def test_extend_moves_store_and_kernel(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_extend_is_capped_at_maximum(tmp_path: Path) -> None:
+def test_extend_up_to_maximum_is_allowed(tmp_path: Path) -> None:
     clock = FakeClock()
     gateway, store, enforcer, _ = build(tmp_path, clock)
 
@@ -55,9 +55,49 @@ def test_extend_is_capped_at_maximum(tmp_path: Path) -> None:
         await store.open()
         await gateway.start()
         await gateway.grant(A, "click-through")
-        await gateway.extend_mac(A.mac, MAX_SESSION_SECONDS)
+        await gateway.extend_mac(A.mac, MAX_SESSION_SECONDS - 600)
         await store.close()
         assert enforcer.devices[A] == MAX_SESSION_SECONDS
+
+    asyncio.run(scenario())
+
+
+def test_extend_past_maximum_is_rejected(tmp_path: Path) -> None:
+    clock = FakeClock()
+    gateway, store, enforcer, _ = build(tmp_path, clock)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        session = await gateway.grant(A, "click-through")
+        with pytest.raises(SessionTooLong) as raised:
+            await gateway.extend_mac(A.mac, MAX_SESSION_SECONDS)
+        stored = await store.active_sessions()
+        await store.close()
+        assert "would end it in 31536600 s (365.01 days)" in str(raised.value)
+        assert "by at most 31535400 s (364.99 days)" in str(raised.value)
+        assert enforcer.devices[A] == 600
+        assert gateway.remaining(session) == 600
+        assert stored[0].expires_at == session.expires_at
+
+    asyncio.run(scenario())
+
+
+def test_rejected_extension_changes_no_session(tmp_path: Path) -> None:
+    clock = FakeClock()
+    gateway, store, enforcer, _ = build(tmp_path, clock)
+    second = Device(A.mac, B.ip)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        await gateway.grant(A, Entitlement("admin", 500))
+        await gateway.grant(second, Entitlement("admin", 400 * 86400 // 2))
+        with pytest.raises(SessionTooLong):
+            await gateway.extend_mac(A.mac, 200 * 86400)
+        await store.close()
+        assert enforcer.devices[A] == 500
+        assert enforcer.devices[second] == 200 * 86400
 
     asyncio.run(scenario())
 

@@ -8,6 +8,7 @@ needs a bearer token, and the root-only control socket, where none does.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -50,10 +51,12 @@ def create_admin_app(
     *,
     require_token: bool = True,
     metrics_require_token: bool = True,
+    origins: Iterable[str] = (),
 ) -> FastAPI:
     """Build the admin application for a running gateway.
 
     require_token=False is for the control socket, which only root reaches.
+    origins are those of admin.origins, allowed besides the listener's own.
     """
     app = FastAPI(
         title="capport admin API",
@@ -64,6 +67,7 @@ def create_admin_app(
     )
     app.state.admin = context
     app.state.token_check = TokenCheck(context.store, require_token)
+    app.state.origins = frozenset(origins)
     install_error_handlers(app)
 
     api = APIRouter(

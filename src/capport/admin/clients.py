@@ -32,7 +32,7 @@ from capport.admin.schemas import (
 )
 from capport.admin.security import audit
 from capport.auth.entitlement import Entitlement
-from capport.errors import DeviceBlocked
+from capport.errors import DeviceBlocked, SessionTooLong
 from capport.maclists import BLOCKED, TRUSTED
 from capport.metrics import ADMIN_METHOD
 from capport.models import Device, EndReason, Session, normalise_mac
@@ -164,6 +164,11 @@ async def grant_client(request: Request, body: GrantRequest) -> Client:
     """Grant a device access for duration seconds, as if it had signed in."""
     context = context_of(request)
     device = Device.parse(body.mac, body.ip)
+    lan = await asyncio.to_thread(context.lan)
+    try:
+        lan.check_device_ip(device.ip)
+    except ValueError as error:
+        raise ApiError(422, str(error), "ip") from None
     duration = body.duration or context.gateway.session_duration
     try:
         session = await context.gateway.grant(
@@ -194,7 +199,10 @@ async def extend_client(
     """Move the end of every session of a MAC, in the store and the kernel."""
     context = context_of(request)
     requested_mac = parse_mac(mac)
-    extended = await context.gateway.extend_mac(requested_mac, body.seconds)
+    try:
+        extended = await context.gateway.extend_mac(requested_mac, body.seconds)
+    except SessionTooLong as error:
+        raise ApiError(422, str(error), "seconds") from None
     if not extended:
         raise _not_authorised(requested_mac)
     audit(

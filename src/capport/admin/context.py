@@ -10,6 +10,7 @@ from capport.admin.history import Sampler
 from capport.admin.schemas import Client
 from capport.gateway import Gateway
 from capport.intercept.server import ResponderStats
+from capport.lan import Lan
 from capport.models import Session
 from capport.store.base import Store
 
@@ -18,8 +19,9 @@ from capport.store.base import Store
 class AdminContext:
     """The parts of a running gateway that the admin API serves.
 
-    table_exists queries the kernel for whether the nftables table is there; it
-    blocks, so the API calls it off the event loop.
+    table_exists queries the kernel for whether the nftables table is there,
+    and lan reads the LAN interface's addresses for checking grants. Both
+    block, so the API calls them off the event loop.
     """
 
     gateway: Gateway
@@ -31,6 +33,7 @@ class AdminContext:
     wall: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
     started: float = field(default_factory=time.monotonic)
+    lan: Callable[[], Lan] = field(kw_only=True)
 
     def client(self, session: Session) -> Client:
         """Describe session with its remaining time and the last counters."""

@@ -10,19 +10,32 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from capport.admin.records import check_token_name
-from capport.auth.users import normalise_username
+from capport.auth.users import MAX_NAME_CHARS, new_username
 from capport.auth.vouchers import CODE_LENGTH, normalise_code
-from capport.config import MAX_SESSION_SECONDS
+from capport.config import MAX_SESSION_SECONDS, check_session_length
+from capport.lan import check_device_mac
 from capport.models import normalise_mac
 
 # One request creates at most this many vouchers; the command line allows more.
 MAX_VOUCHERS_PER_REQUEST = 1000
 MAX_HISTORY_HOURS = 24 * 31
 
-Seconds = Annotated[float, Field(gt=0, le=MAX_SESSION_SECONDS, allow_inf_nan=False)]
+
+def _check_seconds(value: float) -> float:
+    return check_session_length(value)
+
+
+# The maximum is checked by check_session_length, whose message gives days.
+Seconds = Annotated[
+    float,
+    Field(
+        gt=0, allow_inf_nan=False, json_schema_extra={"maximum": MAX_SESSION_SECONDS}
+    ),
+    AfterValidator(_check_seconds),
+]
 
 
 class _Request(BaseModel):
@@ -70,8 +83,15 @@ class Extended(BaseModel):
 
 
 class GrantRequest(_Request):
-    mac: str = Field(examples=["02:00:00:00:00:11"])
-    ip: str = Field(examples=["192.0.2.11"])
+    mac: str = Field(
+        examples=["02:00:00:00:00:11"],
+        description="the device's unicast MAC; not multicast, broadcast or all zeros",
+    )
+    ip: str = Field(
+        examples=["192.0.2.11"],
+        description="an IPv4 address in a prefix of gateway.interface; not its "
+        "network, broadcast or the gateway's own address",
+    )
     duration: Seconds | None = Field(
         default=None, description="seconds; session.duration when absent"
     )
@@ -79,7 +99,9 @@ class GrantRequest(_Request):
     @field_validator("mac")
     @classmethod
     def _check_mac(cls, value: str) -> str:
-        return normalise_mac(value)
+        mac = normalise_mac(value)
+        check_device_mac(mac)
+        return mac
 
     @field_validator("ip")
     @classmethod
@@ -162,14 +184,18 @@ class UserList(BaseModel):
 
 
 class NewUser(_Request):
-    name: str = Field(min_length=1, max_length=256)
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_NAME_CHARS,
+        description="compared case-insensitively; not . or ..",
+    )
     password: str = Field(min_length=1, max_length=1024)
     max_devices: int | None = Field(default=None, ge=1, le=1_000_000)
 
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        return normalise_username(value)
+        return new_username(value)
 
 
 class NewPassword(_Request):

@@ -76,14 +76,22 @@ def check_origin(request: Request) -> None:
     Browsers send Origin with every cross-origin POST, PUT and DELETE, and
     Sec-Fetch-Site where they support it, so a page elsewhere cannot make
     an operator's browser change the gateway. Programs send neither.
+
+    Besides the listener's own origin, the origins of admin.origins are
+    allowed. X-Forwarded-* and Forwarded headers are ignored, because any
+    client can send them when no proxy strips them.
     """
     if request.method in _SAFE_METHODS:
         return
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
-    if origin is not None and origin.lower() != own:
+    allowed: frozenset[str] = request.app.state.origins
+    if origin is not None and origin.lower() not in (own, *allowed):
         raise ApiError(
-            403, f"cross-origin request from {origin} rejected", field="Origin"
+            403,
+            f"cross-origin request from {origin} rejected; if a proxy serves "
+            f'the admin API there, add "{origin}" to admin.origins',
+            field="Origin",
         )
     if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
         raise ApiError(403, "cross-site request rejected", field="Sec-Fetch-Site")

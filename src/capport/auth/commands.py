@@ -25,7 +25,7 @@ import click
 
 from capport.auth.backends import Accounts, GatewayAccounts, StoreAccounts
 from capport.auth.passwords import check_password
-from capport.auth.users import normalise_username
+from capport.auth.users import new_username, normalise_username
 from capport.config import ControlSection, load_config
 from capport.errors import CapportError, GatewayUnreachable
 
@@ -158,6 +158,15 @@ def _username(context: click.Context, parameter: click.Parameter, value: str) ->
         raise click.BadParameter(str(error)) from None
 
 
+def _new_username(
+    context: click.Context, parameter: click.Parameter, value: str
+) -> str:
+    try:
+        return new_username(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 def format_time(timestamp: float | None) -> str:
     """Format a time as local "YYYY-MM-DD HH:MM", or "-" for None."""
     if timestamp is None:
@@ -186,7 +195,7 @@ def users_group() -> None:
 
 
 @users_group.command("add")
-@click.argument("name", callback=_username)
+@click.argument("name", callback=_new_username)
 @_password_stdin_option
 @click.option(
     "--devices",

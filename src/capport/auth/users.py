@@ -36,6 +36,22 @@ def normalise_username(value: str) -> str:
     return name
 
 
+def new_username(value: str) -> str:
+    """Return value normalised as for normalise_username, for a new user.
+
+    The admin API names a user in its URL path, where clients and browsers
+    remove the dot segments "." and ".." (RFC 3986 section 5.2.4), so such
+    a user could never be changed or removed through it.
+    """
+    name = normalise_username(value)
+    if name in (".", ".."):
+        raise ValueError(
+            f"invalid user name {value!r}: . and .. cannot be used in the "
+            "admin API's paths; choose another name"
+        )
+    return name
+
+
 async def authenticate_user(
     store: Store,
     name: str,

@@ -6,14 +6,10 @@ socket, or with --store PATH change a store file directly.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,7 +23,8 @@ from capport.auth.commands import (
     format_limit,
     format_time,
 )
-from capport.config import parse_duration
+from capport.config import check_session_length, parse_duration
+from capport.privatefile import PrivateFile, open_private
 
 MAX_VOUCHERS_PER_RUN = 100_000
 
@@ -57,7 +54,7 @@ def _duration_option(
     context: click.Context, parameter: click.Parameter, value: str
 ) -> float:
     try:
-        return parse_duration(value)
+        return check_session_length(parse_duration(value), given=value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
 
@@ -71,6 +68,11 @@ def _bytes_option(
         return parse_bytes(value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+
+
+_force_option = click.option(
+    "--force", is_flag=True, help="Replace the CSV file if it exists."
+)
 
 
 @click.group("vouchers")
@@ -116,8 +118,9 @@ def vouchers_group() -> None:
     "csv_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Also write the vouchers to this CSV file (created with mode 0600).",
+    help="Also write the vouchers to this new CSV file (created with mode 0600).",
 )
+@_force_option
 @accounts_options
 def create_vouchers(
     count: int,
@@ -126,6 +129,7 @@ def create_vouchers(
     devices: int,
     uses: int | None,
     csv_path: Path | None,
+    force: bool,
     config_path: Path,
     socket_path: Path | None,
     store_path: Path | None,
@@ -144,31 +148,35 @@ def create_vouchers(
         "max_uses": uses,
     }
     created: list[dict[str, Any]] = []
-    with contextlib.ExitStack() as stack:
-        # The file is opened first, so an unwritable path creates no vouchers.
-        file = (
-            None if csv_path is None else stack.enter_context(_private_file(csv_path))
+    # The file is opened first, so an unwritable path creates no vouchers.
+    output = None
+    if csv_path is not None:
+        output = open_private(
+            csv_path, replace=force, consequence="; no vouchers were created"
         )
-        try:
-            while len(created) < count:
-                batch = min(accounts.voucher_batch, count - len(created))
-                request = {"count": batch, **limits}
-                created += call(partial(accounts.create_vouchers, request))
-        finally:
-            # Codes already created are shown even when a later batch fails,
-            # because the store keeps no copy of them.
-            if file is not None:
-                _write_codes_csv(file, created)
-            for voucher in created:
-                click.echo(voucher["code"])
-            if created and len(created) < count:
-                click.echo(
-                    f"Created only {len(created)} of {count} voucher(s), ids "
-                    f"{created[0]['id']} to {created[-1]['id']}.",
-                    err=True,
-                )
+    saved = True
+    try:
+        while len(created) < count:
+            batch = min(accounts.voucher_batch, count - len(created))
+            request = {"count": batch, **limits}
+            created += call(partial(accounts.create_vouchers, request))
+    finally:
+        # Codes already created are printed first, even when a later batch
+        # or the CSV file fails, because the store keeps no copy of them.
+        for voucher in created:
+            click.echo(voucher["code"])
+        if created and len(created) < count:
+            click.echo(
+                f"Created only {len(created)} of {count} voucher(s), ids "
+                f"{created[0]['id']} to {created[-1]['id']}.",
+                err=True,
+            )
+        if output is not None:
+            saved = _save_codes(output, created)
     first, last = created[0]["id"], created[-1]["id"]
     click.echo(f"Created {count} voucher(s), ids {first} to {last}.", err=True)
+    if not saved:
+        raise SystemExit(1)
 
 
 @vouchers_group.command("list")
@@ -224,25 +232,54 @@ def revoke_vouchers(
     "csv_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Write to this file (created with mode 0600) instead of stdout.",
+    help="Write to this new file (created with mode 0600) instead of stdout.",
 )
+@_force_option
 @accounts_options
 def export_vouchers(
     csv_path: Path | None,
+    force: bool,
     config_path: Path,
     socket_path: Path | None,
     store_path: Path | None,
 ) -> None:
     """Print the vouchers with their limits and state as CSV, without codes."""
     accounts = choose_accounts(config_path, socket_path, store_path)
-    text = call(accounts.vouchers_csv)
-    if csv_path is None:
+    output = None if csv_path is None else open_private(csv_path, replace=force)
+    try:
+        text = call(accounts.vouchers_csv)
+    except click.ClickException:
+        if output is not None:
+            output.discard()
+        raise
+    if output is None:
         click.echo(text, nl=False)
-    else:
-        with _private_file(csv_path, created_nothing=False) as file:
-            file.write(text)
+    elif (error := output.save(text)) is not None:
+        raise click.ClickException(error)
     rows = len(list(csv.reader(io.StringIO(text)))) - 1
     click.echo(f"Exported {rows} voucher(s).", err=True)
+
+
+def _save_codes(output: PrivateFile, vouchers: list[dict[str, Any]]) -> bool:
+    """Write the codes to output, or print why not; return whether it worked.
+
+    A file this run created stays only if it has codes, so that running the
+    command again after a failure needs no --force.
+    """
+    if not vouchers:
+        output.discard()
+        return True
+    buffer = io.StringIO()
+    _write_codes_csv(buffer, vouchers)
+    error = output.save(buffer.getvalue())
+    if error is None:
+        return True
+    click.echo(
+        f"Error: {error}. The {len(vouchers)} voucher code(s) printed above "
+        "are the only copy; save them elsewhere.",
+        err=True,
+    )
+    return False
 
 
 def _write_codes_csv(file: TextIO, vouchers: list[dict[str, Any]]) -> None:
@@ -265,30 +302,3 @@ def _write_codes_csv(file: TextIO, vouchers: list[dict[str, Any]]) -> None:
 
 def _blank(value: object) -> object:
     return "" if value is None else value
-
-
-@contextmanager
-def _private_file(path: Path, created_nothing: bool = True) -> Iterator[TextIO]:
-    """Open path for writing, readable by its owner only.
-
-    Codes are secret, and the voucher list is for the operator alone.
-    """
-    consequence = "; no vouchers were created" if created_nothing else ""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as error:
-        raise click.ClickException(
-            f"cannot write the CSV file {path}: {error.strerror}{consequence}"
-        ) from None
-    try:
-        # open() applies the mode only to a new file, so an existing one is
-        # narrowed here.
-        os.fchmod(descriptor, 0o600)
-    except OSError as error:
-        os.close(descriptor)
-        raise click.ClickException(
-            f"cannot make the CSV file {path} private (mode 0600): "
-            f"{error.strerror}{consequence}"
-        ) from None
-    with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as file:
-        yield file
