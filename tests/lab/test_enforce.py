@@ -131,7 +131,15 @@ def test_install_twice_leaves_one_table(
     chains = [item["chain"]["name"] for item in items if "chain" in item]
 
     assert tables == [("inet", "capport")]
-    assert sorted(chains) == ["forward", "input", "prerouting"]
+    assert sorted(chains) == [
+        "download_limits",
+        "forward",
+        "from_lan",
+        "input",
+        "prerouting",
+        "to_lan",
+        "upload_limits",
+    ]
     assert list(enforcer.authorised()) == [CLIENT]
 
 
