@@ -29,10 +29,10 @@ The ruleset is one `inet` table:
   counted by one set lookup.
 
 Every packet an authorised device forwards crosses `forward` and one of
-the two direction chains. A device without limits costs four set lookups
-on the way out (blocked, trusted, limited, allowed) and two on the way in
-(limited, download counter), because the rules nftables evaluates per
-packet, not the size of the sets, are what a packet pays for.
+the two direction chains. nftables pays for each rule it evaluates, so the
+common case comes first: a device without limits costs four set lookups on
+the way out (blocked, trusted, limited, allowed) and two on the way in
+(limited, download counter).
 """
 
 from __future__ import annotations
