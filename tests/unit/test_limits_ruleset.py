@@ -8,7 +8,9 @@ import pytest
 from capport.enforce import limits, lists
 from capport.enforce.base import Grant, Limits, Traffic
 from capport.enforce.ruleset import (
+    OptionalRules,
     RulesetSpec,
+    direction_chain_commands,
     grant_document,
     install_document,
     revoke_document,
@@ -470,3 +472,60 @@ def test_parse_objects_reads_names_back() -> None:
     }
 
     assert limits.parse_objects(listing) == {V6: {"quota-up", "rate-down"}}
+
+
+# Rule groups left out while nothing needs them
+
+
+def test_install_without_groups_has_minimal_chains() -> None:
+    document = install_document(SPEC, [], optional=frozenset())
+    from_lan = chain_rules(document, "from_lan")
+    to_lan = chain_rules(document, "to_lan")
+
+    assert "@allowed4" in from_lan[0]
+    assert not [rule for rule in from_lan if "@blocked" in rule or "@limited" in rule]
+    assert not [rule for rule in to_lan if "@limited" in rule]
+
+
+def test_limits_group_adds_only_limit_jumps() -> None:
+    document = install_document(SPEC, [], optional=frozenset({OptionalRules.LIMITS}))
+    from_lan = chain_rules(document, "from_lan")
+
+    assert position(from_lan, "@limited_up4") == 0
+    assert not [rule for rule in from_lan if "@trusted" in rule]
+
+
+def test_mac_lists_group_adds_blocked_and_trusted() -> None:
+    optional = frozenset({OptionalRules.MAC_LISTS})
+    from_lan = chain_rules(install_document(SPEC, [], optional=optional), "from_lan")
+
+    assert position(from_lan, "@blocked") == 0
+    assert position(from_lan, "@trusted") == 1
+    assert not [rule for rule in from_lan if "@limited" in rule]
+
+
+def test_direction_chain_commands_flush_before_adding() -> None:
+    commands = direction_chain_commands("capport", OptionalRules.ALL)
+    flushed = [i for i, command in enumerate(commands) if "flush" in command]
+    chains = [commands[i]["flush"]["chain"]["name"] for i in flushed]
+
+    assert chains == ["from_lan", "to_lan"]
+    assert flushed[0] == 0
+    assert all(
+        command["add"]["rule"]["chain"] == "from_lan"
+        for command in commands[1 : flushed[1]]
+    )
+
+
+def test_direction_chain_commands_match_install() -> None:
+    optional = frozenset({OptionalRules.LIMITS})
+    commands = direction_chain_commands("capport", optional)
+    rewritten = [c["add"]["rule"] for c in commands if "add" in c]
+    installed = [
+        rule
+        for rule in install_document(SPEC, [], optional=optional)["nftables"]
+        if "rule" in rule.get("add", {})
+        and rule["add"]["rule"]["chain"] in ("from_lan", "to_lan")
+    ]
+
+    assert rewritten == [rule["add"]["rule"] for rule in installed]

@@ -30,9 +30,10 @@ The ruleset is one `inet` table:
 
 Every packet an authorised device forwards crosses `forward` and one of
 the two direction chains. nftables pays for each rule it evaluates, so the
-common case comes first: a device without limits costs four set lookups on
-the way out (blocked, trusted, limited, allowed) and two on the way in
-(limited, download counter).
+common case comes first, and the rules for the MAC lists and for limits
+are left out of the direction chains while nothing needs them (see
+OptionalRules). Then an authorised device costs one set lookup each way:
+the allowed set out, the download counter in.
 """
 
 from __future__ import annotations
@@ -107,6 +108,22 @@ class RulesetSpec:
         )
 
 
+class OptionalRules:
+    """Rule groups of the direction chains that a packet only needs sometimes.
+
+    The enforcer adds a group to the chains in the same transaction as the
+    first element that needs it, so no element is ever in the kernel
+    without its rules.
+    """
+
+    # The blocked and trusted rules, while either list contains a MAC.
+    MAC_LISTS = "mac_lists"
+    # The jumps to the quota and rate chains, from the first grant with a
+    # limit until the table is installed again.
+    LIMITS = "limits"
+    ALL = frozenset({MAC_LISTS, LIMITS})
+
+
 @dataclass(frozen=True, slots=True)
 class ElementState:
     """One authorised device as listed in the kernel set."""
@@ -123,13 +140,14 @@ def install_document(
     spec: RulesetSpec,
     grants: Iterable[Grant],
     contents: Iterable[dict[str, Any]] = (),
+    optional: frozenset[str] = OptionalRules.ALL,
 ) -> Document:
     """Build the transaction that replaces the table and loads grants.
 
     contents are further commands that fill the new table's sets, such as
-    the trusted MACs. The table is added before it is deleted, so the delete
-    cannot fail when no table exists. The kernel applies the whole batch or
-    none of it.
+    the trusted MACs, and optional names the OptionalRules groups they need.
+    The table is added before it is deleted, so the delete cannot fail when
+    no table exists. The kernel applies the whole batch or none of it.
     """
     grants = list(grants)
     commands: list[dict[str, Any]] = [
@@ -145,7 +163,7 @@ def install_document(
         {"add": {"chain": _base_chain(spec.table, "forward", "filter", FILTER)}},
     ]
     # Regular chains exist before the rules that jump to them.
-    chains = _chain_rules(spec)
+    chains = _chain_rules(spec, optional)
     commands += [
         {"add": {"chain": _regular_chain(spec.table, name)}}
         for name in chains
@@ -204,6 +222,23 @@ def revoke_document(
         commands.append({"delete": {"element": element}})
     commands += limits.revoke_commands(table, devices, existing)
     return {"nftables": commands}
+
+
+def direction_chain_commands(table: str, optional: frozenset[str]) -> list[Any]:
+    """Build the commands that replace the direction chains' rules.
+
+    Flushing a chain and adding its rules in one transaction leaves no
+    moment in which a packet sees the chain half built.
+    """
+    commands: list[dict[str, Any]] = []
+    for chain, rules in (
+        (FROM_LAN, from_lan_rules(optional)),
+        (TO_LAN, to_lan_rules(optional)),
+    ):
+        reference = {"family": FAMILY, "table": table, "name": chain}
+        commands.append({"flush": {"chain": reference}})
+        commands += [{"add": {"rule": _rule(table, chain, r)}} for r in rules]
+    return commands
 
 
 def uninstall_document(table: str) -> Document:
@@ -368,14 +403,16 @@ UPLOAD_LIMITS = "upload_limits"
 DOWNLOAD_LIMITS = "download_limits"
 
 
-def _chain_rules(spec: RulesetSpec) -> dict[str, list[list[dict[str, Any]]]]:
+def _chain_rules(
+    spec: RulesetSpec, optional: frozenset[str]
+) -> dict[str, list[list[dict[str, Any]]]]:
     """Return the rules of every chain, by chain name."""
     return {
         "prerouting": prerouting_rules(spec),
         "input": input_rules(spec),
         "forward": forward_rules(spec),
-        FROM_LAN: from_lan_rules(),
-        TO_LAN: to_lan_rules(),
+        FROM_LAN: from_lan_rules(optional),
+        TO_LAN: to_lan_rules(optional),
         UPLOAD_LIMITS: limits.upload_rules(4) + limits.upload_rules(6),
         DOWNLOAD_LIMITS: limits.download_rules(4) + limits.download_rules(6),
     }
@@ -393,7 +430,9 @@ def forward_rules(spec: RulesetSpec) -> list[list[dict[str, Any]]]:
     ]
 
 
-def from_lan_rules() -> list[list[dict[str, Any]]]:
+def from_lan_rules(
+    optional: frozenset[str] = OptionalRules.ALL,
+) -> list[list[dict[str, Any]]]:
     """Forward authorised devices; reject the others at once.
 
     A TCP reset or an ICMP administratively-prohibited error makes the
@@ -401,16 +440,17 @@ def from_lan_rules() -> list[list[dict[str, Any]]]:
     allowed sets count what they accept, so a packet that a limit drops is
     not counted.
     """
-    rules = [
-        [lists.ether_source_in(lists.BLOCKED), {"drop": None}],
-        [lists.ether_source_in(lists.TRUSTED), _accept()],
-    ]
-    for address, version, allowed in (("ip", 4, ALLOWED4), ("ip6", 6, ALLOWED6)):
-        limited = f"@{limits.limited_set(limits.UP, version)}"
+    rules = []
+    if OptionalRules.MAC_LISTS in optional:
         rules += [
-            [_match(_device_key(address), limited), _jump(UPLOAD_LIMITS)],
-            [_match(_device_key(address), f"@{allowed}"), _accept()],
+            [lists.ether_source_in(lists.BLOCKED), {"drop": None}],
+            [lists.ether_source_in(lists.TRUSTED), _accept()],
         ]
+    for address, version, allowed in (("ip", 4, ALLOWED4), ("ip6", 6, ALLOWED6)):
+        if OptionalRules.LIMITS in optional:
+            limited = f"@{limits.limited_set(limits.UP, version)}"
+            rules.append([_match(_device_key(address), limited), _jump(UPLOAD_LIMITS)])
+        rules.append([_match(_device_key(address), f"@{allowed}"), _accept()])
     rules += lists.garden_destination_rules([], _accept())
     rules += [
         [_match(_meta("l4proto"), "tcp"), _reject_tcp()],
@@ -419,7 +459,9 @@ def from_lan_rules() -> list[list[dict[str, Any]]]:
     return rules
 
 
-def to_lan_rules() -> list[list[dict[str, Any]]]:
+def to_lan_rules(
+    optional: frozenset[str] = OptionalRules.ALL,
+) -> list[list[dict[str, Any]]]:
     """Pass replies towards the LAN, counting and limiting them per device.
 
     Packets towards a device cannot be matched by its MAC, because their
@@ -433,12 +475,11 @@ def to_lan_rules() -> list[list[dict[str, Any]]]:
     rules = [[not_replies, {"drop": None}]]
     for address, version in (("ip", 4), ("ip6", 6)):
         destination = _payload(address, "daddr")
-        limited = f"@{limits.limited_set(limits.DOWN, version)}"
+        if OptionalRules.LIMITS in optional:
+            limited = f"@{limits.limited_set(limits.DOWN, version)}"
+            rules.append([_match(destination, limited), _jump(DOWNLOAD_LIMITS)])
         counted = f"@{limits.down_set(version)}"
-        rules += [
-            [_match(destination, limited), _jump(DOWNLOAD_LIMITS)],
-            [_match(destination, counted), _accept()],
-        ]
+        rules.append([_match(destination, counted), _accept()])
     rules.append([_accept()])
     return rules
 
