@@ -70,6 +70,9 @@ class NftablesEnforcer:
         # when unknown (no install() by this enforcer). A change that needs
         # a group then writes every group: a rule whose set is empty matches
         # nothing, so an extra group costs time but changes no verdict.
+        # NOTE: this assumes no other process replaces the table while the
+        # enforcer runs. A table installed by another enforcer may lack a
+        # group this one counts as present, until this one installs again.
         self._optional: frozenset[str] | None = None
 
     @classmethod
