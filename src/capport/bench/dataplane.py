@@ -16,9 +16,10 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from capport.bench import forwarding
+from capport.bench import forwarding, kernelcost
 from capport.bench.figures import Figure, Result, at_least, spread
-from capport.bench.forwarding import CAPPORT, NONE, Setup, SetupSummary
+from capport.bench.forwarding import CAPPORT, CONNTRACK, NONE, Setup, SetupSummary
+from capport.bench.kernelcost import PacketCost
 from capport.bench.parsing import IperfResult, parse_iperf3
 from capport.bench.settings import Settings
 from capport.bench.testbed import LOAD_CPU, SERVER_CPU, BenchError, Testbed, run_checked
@@ -69,16 +70,56 @@ def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Re
                 measured = _iperf(testbed, settings, result)
                 runs[setup.key].append(measured)
                 rates[setup.key].append(measured.gigabits_per_second)
-        if current != CAPPORT:
-            _switch(testbed, all_setups[0], table, settings.other_devices, result)
         labels = {setup.key: setup.label for setup in all_setups}
         _judge(result, settings, forwarding.summarise(rates, labels), runs, granted)
+        _profile_netfilter(testbed, settings, all_setups, current, table, result, step)
     finally:
         server.terminate()
         server.wait(timeout=10)
         step("restarting the gateway to reconcile its table with the store")
         testbed.restart_gateway()
     return result
+
+
+def _profile_netfilter(
+    testbed: Testbed,
+    settings: Settings,
+    all_setups: tuple[Setup, ...],
+    current: str,
+    table: str,
+    result: Result,
+    step: Callable[[str], None],
+) -> None:
+    """Profile netfilter with connection tracking only, then with capport's table.
+
+    current is the setup in place. The gateway is left with capport's full
+    table, as the benchmark found it.
+    """
+    by_key = {setup.key: setup for setup in all_setups}
+    perf = kernelcost.perf_executable()
+    if perf is None:
+        result.notes.append(
+            "perf is not installed (Debian package linux-perf), so "
+            "netfilter's time per forwarded packet was not measured."
+        )
+    profiled = (CONNTRACK, CAPPORT) if perf is not None else (CAPPORT,)
+    costs: dict[str, PacketCost] = {}
+    for key in profiled:
+        if key != current:
+            _switch(testbed, by_key[key], table, settings.other_devices, result)
+            current = key
+        _check(testbed, by_key[key], table, settings.other_devices)
+        if perf is None:
+            continue
+        step(f"profiling netfilter: {by_key[key].label}")
+        try:
+            costs[key] = _profile(testbed, settings, perf, by_key[key], result)
+        except BenchError as error:
+            # The throughput figures stand without the profile.
+            result.notes.append(f"The netfilter profile failed: {error}")
+            perf = None
+    labels = {setup.key: setup.label for setup in all_setups}
+    _report_costs(result, costs, labels)
 
 
 def _switch(
@@ -139,6 +180,55 @@ def _check(testbed: Testbed, setup: Setup, table: str, others: int) -> None:
                 f"{table}'s set {ALLOWED4} contains {len(keys)} devices, "
                 f"expected client c2 and {others} others"
             )
+
+
+def _profile(
+    testbed: Testbed, settings: Settings, perf: str, setup: Setup, result: Result
+) -> PacketCost:
+    """Measure netfilter's time per forwarded packet during one iperf3 run."""
+    iperf = testbed.argv(CLIENT, iperf_argv(settings.iperf_seconds), LOAD_CPU)
+    output = testbed.lab.state_dir / f"perf-{setup.key}.data"
+    command = shlex.join(kernelcost.record_argv(perf, output, iperf))
+    if command not in result.commands:
+        result.commands.append(command)
+    cost, _ = kernelcost.measure(
+        testbed, perf, iperf, output, timeout=settings.iperf_seconds + 60
+    )
+    return cost
+
+
+def _report_costs(
+    result: Result, costs: dict[str, PacketCost], labels: dict[str, str]
+) -> None:
+    if CAPPORT not in costs or CONNTRACK not in costs:
+        return
+    capport, conntrack = costs[CAPPORT], costs[CONNTRACK]
+    result.figures.append(
+        Figure(
+            name="nftables rules per forwarded packet, capport's table",
+            value=capport.rules_ns,
+            unit="ns",
+            measured=(
+                f"nft_do_chain with its callees: {capport.rules_ns:.0f} ns with "
+                f"capport's table, {conntrack.rules_ns:.0f} ns with connection "
+                f"tracking only; all netfilter hooks: {capport.hooks_ns:.0f} ns "
+                f"and {conntrack.hooks_ns:.0f} ns"
+            ),
+            reference=labels[CONNTRACK],
+        )
+    )
+    result.method.append(
+        "After the rounds, `perf record --all-cpus` samples the machine "
+        "(cpu-clock, "
+        f"{kernelcost.SAMPLE_HERTZ} Hz) during one more iperf3 run with "
+        "connection tracking only and one with capport's table. The time "
+        "under nft_do_chain (nftables rules) and under nf_hook_slow (every "
+        "netfilter hook, connection tracking included) is divided by the "
+        "packets the gateway forwarded (ForwDatagrams), "
+        f"{conntrack.packets:,} and {capport.packets:,}. perf samples every "
+        "namespace, so netfilter work of other traffic on the machine would "
+        "count too."
+    )
 
 
 def _install(testbed: Testbed, other_devices: int, result: Result) -> None:

@@ -21,7 +21,7 @@ class Settings:
     # Single-stream TCP over veth varies by tens of percent between runs on
     # a shared machine, so the ratio is a median of several short rounds.
     # Each round runs iperf3 four times, for iperf_seconds plus one second
-    # left out, so a full run takes about a minute.
+    # left out, so the rounds of a full run take about a minute.
     iperf_seconds: int = 2
     iperf_rounds: int = 5
     other_devices: int = 10_000
