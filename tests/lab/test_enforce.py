@@ -31,7 +31,7 @@ from netns import (
 )
 
 from capport.config import Config, parse_config
-from capport.enforce.base import Grant
+from capport.enforce.base import Grant, Limits
 from capport.enforce.nftables import NftablesEnforcer
 from capport.enforce.ruleset import RulesetSpec, install_document
 from capport.errors import ConfigError, EnforcementError
@@ -131,7 +131,15 @@ def test_install_twice_leaves_one_table(
     chains = [item["chain"]["name"] for item in items if "chain" in item]
 
     assert tables == [("inet", "capport")]
-    assert sorted(chains) == ["forward", "input", "prerouting"]
+    assert sorted(chains) == [
+        "download_limits",
+        "forward",
+        "from_lan",
+        "input",
+        "prerouting",
+        "to_lan",
+        "upload_limits",
+    ]
     assert list(enforcer.authorised()) == [CLIENT]
 
 
@@ -185,6 +193,79 @@ def test_grant_without_table_raises(enforcer: NftablesEnforcer) -> None:
 
     assert "authorising 02:00:00:00:00:11/192.0.2.11" in str(raised.value)
     assert "No such file or directory" in str(raised.value)
+
+
+# Rules only some devices need
+
+
+def chain_text(lab: NamespaceLab, chain: str) -> str:
+    return lab.gateway.run(["nft", "list", "chain", "inet", "capport", chain])
+
+
+def test_install_leaves_unneeded_rules_out(
+    namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
+) -> None:
+    enforcer.install([Grant(CLIENT, 60)])
+    from_lan = chain_text(namespace_lab, "from_lan")
+    to_lan = chain_text(namespace_lab, "to_lan")
+
+    assert "@allowed4 accept" in from_lan
+    assert "@blocked" not in from_lan
+    assert "@trusted" not in from_lan
+    assert "@limited_up4" not in from_lan
+    assert "@limited_down4" not in to_lan
+
+
+def test_limited_grant_adds_limit_rules(
+    namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
+) -> None:
+    enforcer.grant([Grant(CLIENT, 60, Limits(rate_up=1_000_000))])
+    from_lan = chain_text(namespace_lab, "from_lan")
+    to_lan = chain_text(namespace_lab, "to_lan")
+
+    assert "@limited_up4 jump upload_limits" in from_lan
+    assert "@limited_down4 jump download_limits" in to_lan
+    assert "@blocked" not in from_lan
+
+
+def test_limited_grant_applies_its_quota(
+    namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
+) -> None:
+    # A quota of one byte is used up by the first packet, so the handshake
+    # to the upstream host cannot complete.
+    enforcer.grant([Grant(CLIENT, 60, Limits(quota_up=1))])
+
+    with (
+        serve(namespace_lab.upstream, "0.0.0.0", 443, greet(b"tls")),
+        pytest.raises(TimeoutError),
+    ):
+        namespace_lab.connect(443, timeout=1.0)
+
+
+def test_mac_lists_add_and_remove_rules(
+    namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
+) -> None:
+    enforcer.set_mac_lists(["02:00:00:00:00:77"], [])
+    listed = chain_text(namespace_lab, "from_lan")
+    enforcer.set_mac_lists([], [])
+    emptied = chain_text(namespace_lab, "from_lan")
+
+    assert "ether saddr @blocked drop" in listed
+    assert "ether saddr @trusted accept" in listed
+    assert "@blocked" not in emptied
+    assert "@trusted" not in emptied
+
+
+def test_blocked_mac_dropped_though_authorised(
+    namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
+) -> None:
+    enforcer.grant([Grant(CLIENT, 60)])
+
+    with serve(namespace_lab.upstream, "0.0.0.0", 443, greet(b"tls")):
+        assert greeting(namespace_lab, 443) == b"tls"
+        enforcer.set_mac_lists([], [CLIENT.mac])
+        with pytest.raises(TimeoutError):
+            namespace_lab.connect(443, timeout=1.0)
 
 
 # Unauthorised devices

@@ -8,7 +8,9 @@ import pytest
 from capport.enforce import limits, lists
 from capport.enforce.base import Grant, Limits, Traffic
 from capport.enforce.ruleset import (
+    OptionalRules,
     RulesetSpec,
+    direction_chain_commands,
     grant_document,
     install_document,
     revoke_document,
@@ -33,10 +35,10 @@ def elements(document: dict[str, Any], verb: str, name: str) -> list[Any]:
     return found
 
 
-def forward_rules(document: dict[str, Any]) -> list[str]:
-    """Return the forward chain's rules, each as compact text for ordering."""
+def chain_rules(document: dict[str, Any], chain: str) -> list[str]:
+    """Return a chain's rules, each as compact text for ordering."""
     rules = commands(document, "add", "rule")
-    return [str(rule["expr"]) for rule in rules if rule["chain"] == "forward"]
+    return [str(rule["expr"]) for rule in rules if rule["chain"] == chain]
 
 
 def position(rules: list[str], fragment: str) -> int:
@@ -216,30 +218,98 @@ def test_revoke_deletes_map_elements_before_objects() -> None:
 # Rule order
 
 
-def test_forward_rule_order_from_lan() -> None:
-    rules = forward_rules(install_document(SPEC, []))
+def test_from_lan_rule_order() -> None:
+    rules = chain_rules(install_document(SPEC, []), "from_lan")
 
     blocked = position(rules, "@blocked")
     trusted = position(rules, "@trusted")
-    quota = position(rules, "@quota_up4")
+    limited = position(rules, "@limited_up4")
     allowed = position(rules, "@allowed4")
-    assert blocked < trusted < quota < allowed
+    assert blocked < trusted < limited < allowed
 
 
-def test_forward_limits_downloads_before_accepting_replies() -> None:
-    rules = forward_rules(install_document(SPEC, []))
+def test_from_lan_jumps_to_limits_for_limited_devices() -> None:
+    rules = chain_rules(install_document(SPEC, []), "from_lan")
 
-    assert position(rules, "@quota_down4") < position(rules, "@down4")
-    assert position(rules, "@rate_down6") < position(rules, "@down6")
-    assert position(rules, "@down4") < len(rules) - 2
+    assert "'target': 'upload_limits'" in rules[position(rules, "@limited_up4")]
+    assert "'target': 'upload_limits'" in rules[position(rules, "@limited_up6")]
 
 
-def test_forward_garden_after_allowed_before_reject() -> None:
-    rules = forward_rules(install_document(SPEC, []))
+def test_to_lan_limits_downloads_before_accepting_replies() -> None:
+    rules = chain_rules(install_document(SPEC, []), "to_lan")
+
+    assert position(rules, "@limited_down4") < position(rules, "@down4")
+    assert position(rules, "@limited_down6") < position(rules, "@down6")
+    assert "'target': 'download_limits'" in rules[position(rules, "@limited_down4")]
+
+
+def test_limit_chains_hold_the_map_rules() -> None:
+    document = install_document(SPEC, [])
+    upload = chain_rules(document, "upload_limits")
+    download = chain_rules(document, "download_limits")
+
+    assert [position(upload, f"@{name}") for name in ("quota_up4", "rate_up6")]
+    assert [position(download, f"@{name}") for name in ("quota_down4", "rate_down6")]
+    assert len(upload) == 6
+    assert len(download) == 6
+
+
+def test_from_lan_garden_after_allowed_before_reject() -> None:
+    rules = chain_rules(install_document(SPEC, []), "from_lan")
     reject = position(rules, "tcp reset")
 
     assert position(rules, "@allowed6") < position(rules, "@garden4") < reject
     assert position(rules, "@garden_hosts6") < reject
+
+
+def test_limited_device_joins_limited_sets() -> None:
+    grant = Grant(A, 60, Limits(quota_up=1000, rate_down=2000))
+    document = grant_document("capport", [grant], {})
+
+    assert elements(document, "add", "limited_up4")[-1] == {
+        "elem": {"val": {"concat": [A.mac, str(A.ip)]}, "timeout": 60}
+    }
+    assert elements(document, "add", "limited_down4")[-1] == {
+        "elem": {"val": str(A.ip), "timeout": 60}
+    }
+
+
+def test_upload_only_limit_skips_limited_down_set() -> None:
+    grant = Grant(A, 60, Limits(rate_up=2000))
+    document = grant_document("capport", [grant], {})
+
+    assert elements(document, "add", "limited_up4")
+    assert elements(document, "add", "limited_down4") == []
+
+
+def test_total_quota_limits_both_directions() -> None:
+    grant = Grant(V6, 60, Limits(quota_total=1000))
+    document = grant_document("capport", [grant], {})
+
+    assert elements(document, "add", "limited_up6")
+    assert elements(document, "add", "limited_down6")
+
+
+def test_unlimited_grant_joins_no_limited_set() -> None:
+    document = grant_document("capport", [Grant(A, 60)], {})
+
+    for name in ("limited_up4", "limited_down4"):
+        assert elements(document, "add", name) == []
+
+
+def test_revoke_removes_limited_elements() -> None:
+    document = revoke_document("capport", [A], {A: frozenset({"rate-up"})})
+
+    assert elements(document, "delete", "limited_up4") == [
+        {"concat": [A.mac, str(A.ip)]}
+    ]
+    assert elements(document, "delete", "limited_down4") == [str(A.ip)]
+
+
+def test_revoke_without_limits_leaves_limited_sets() -> None:
+    document = revoke_document("capport", [A], {})
+
+    assert elements(document, "delete", "limited_up4") == []
 
 
 def test_quota_rules_drop() -> None:
@@ -402,3 +472,60 @@ def test_parse_objects_reads_names_back() -> None:
     }
 
     assert limits.parse_objects(listing) == {V6: {"quota-up", "rate-down"}}
+
+
+# Rule groups left out while nothing needs them
+
+
+def test_install_without_groups_has_minimal_chains() -> None:
+    document = install_document(SPEC, [], optional=frozenset())
+    from_lan = chain_rules(document, "from_lan")
+    to_lan = chain_rules(document, "to_lan")
+
+    assert "@allowed4" in from_lan[0]
+    assert not [rule for rule in from_lan if "@blocked" in rule or "@limited" in rule]
+    assert not [rule for rule in to_lan if "@limited" in rule]
+
+
+def test_limits_group_adds_only_limit_jumps() -> None:
+    document = install_document(SPEC, [], optional=frozenset({OptionalRules.LIMITS}))
+    from_lan = chain_rules(document, "from_lan")
+
+    assert position(from_lan, "@limited_up4") == 0
+    assert not [rule for rule in from_lan if "@trusted" in rule]
+
+
+def test_mac_lists_group_adds_blocked_and_trusted() -> None:
+    optional = frozenset({OptionalRules.MAC_LISTS})
+    from_lan = chain_rules(install_document(SPEC, [], optional=optional), "from_lan")
+
+    assert position(from_lan, "@blocked") == 0
+    assert position(from_lan, "@trusted") == 1
+    assert not [rule for rule in from_lan if "@limited" in rule]
+
+
+def test_direction_chain_commands_flush_before_adding() -> None:
+    commands = direction_chain_commands("capport", OptionalRules.ALL)
+    flushed = [i for i, command in enumerate(commands) if "flush" in command]
+    chains = [commands[i]["flush"]["chain"]["name"] for i in flushed]
+
+    assert chains == ["from_lan", "to_lan"]
+    assert flushed[0] == 0
+    assert all(
+        command["add"]["rule"]["chain"] == "from_lan"
+        for command in commands[1 : flushed[1]]
+    )
+
+
+def test_direction_chain_commands_match_install() -> None:
+    optional = frozenset({OptionalRules.LIMITS})
+    commands = direction_chain_commands("capport", optional)
+    rewritten = [c["add"]["rule"] for c in commands if "add" in c]
+    installed = [
+        rule
+        for rule in install_document(SPEC, [], optional=optional)["nftables"]
+        if "rule" in rule.get("add", {})
+        and rule["add"]["rule"]["chain"] in ("from_lan", "to_lan")
+    ]
+
+    assert rewritten == [rule["add"]["rule"] for rule in installed]

@@ -160,7 +160,17 @@ def test_base_chain_priorities_are_integers() -> None:
     # libnftables 1.0.6 turns a chain with a named priority into a regular
     # chain that no hook calls.
     for chain in commands(install_document(SPEC, []), "add", "chain"):
-        assert isinstance(chain["prio"], int)
+        if "hook" in chain:
+            assert isinstance(chain["prio"], int)
+
+
+def test_regular_chains_added_before_rules() -> None:
+    document = install_document(SPEC, [])["nftables"]
+    added = [next(iter(command["add"])) for command in document if "add" in command]
+    last_chain = max(i for i, kind in enumerate(added) if kind == "chain")
+    first_rule = added.index("rule")
+
+    assert last_chain < first_rule
 
 
 # prerouting
@@ -272,45 +282,71 @@ def test_input_rejects_the_rest_from_lan() -> None:
 # forward
 
 
-def test_forward_accepts_authorised_with_one_lookup() -> None:
+def test_forward_sends_each_direction_to_its_chain() -> None:
     rules = chain_rules(install_document(SPEC, []), "forward")
+
+    assert len(rules) == 2
+    assert match_on(rules[0], IIFNAME)["right"] == "lan0"
+    assert verdict(rules[0]) == {"jump": {"target": "from_lan"}}
+    assert match_on(rules[1], OIFNAME)["right"] == "lan0"
+    assert verdict(rules[1]) == {"jump": {"target": "to_lan"}}
+
+
+def test_from_lan_accepts_authorised_with_one_lookup() -> None:
+    rules = chain_rules(install_document(SPEC, []), "from_lan")
     allowed4 = rules[index_of(rules, KEY4, "@allowed4")]
     allowed6 = rules[index_of(rules, KEY6, "@allowed6")]
 
-    assert match_on(allowed4, IIFNAME)["right"] == "lan0"
-    assert match_on(allowed4, KEY4)["op"] == "=="
+    assert matches(allowed4) == [{"op": "==", "left": KEY4, "right": "@allowed4"}]
     assert verdict(allowed4) == {"accept": None}
     assert verdict(allowed6) == {"accept": None}
 
 
-def test_forward_rejects_unauthorised_tcp_with_reset() -> None:
-    rules = chain_rules(install_document(SPEC, []), "forward")
+def test_from_lan_decides_ipv4_device_within_five_rules() -> None:
+    # blocked, trusted, limited and allowed: the common case comes early.
+    rules = chain_rules(install_document(SPEC, []), "from_lan")
+
+    assert index_of(rules, KEY4, "@allowed4") == 3
+
+
+def test_from_lan_rejects_unauthorised_tcp_with_reset() -> None:
+    rules = chain_rules(install_document(SPEC, []), "from_lan")
     (rule,) = [r for r in rules if verdict(r) == {"reject": {"type": "tcp reset"}}]
 
-    assert match_on(rule, IIFNAME)["right"] == "lan0"
     assert match_on(rule, {"meta": {"key": "l4proto"}})["right"] == "tcp"
-    assert verdict(rule) == {"reject": {"type": "tcp reset"}}
+    assert rule is rules[-2]
 
 
-def test_forward_rejects_other_unauthorised_traffic() -> None:
-    rules = chain_rules(install_document(SPEC, []), "forward")
-    (rule,) = [r for r in rules if verdict(r).get("reject", {}).get("type") == "icmpx"]
+def test_from_lan_rejects_other_unauthorised_traffic() -> None:
+    rules = chain_rules(install_document(SPEC, []), "from_lan")
 
-    assert match_on(rule, IIFNAME)["right"] == "lan0"
-    assert verdict(rule) == {"reject": {"type": "icmpx", "expr": "admin-prohibited"}}
+    assert rules[-1] == [{"reject": {"type": "icmpx", "expr": "admin-prohibited"}}]
 
 
-def test_forward_passes_only_replies_towards_lan() -> None:
-    rules = chain_rules(install_document(SPEC, []), "forward")
+def test_to_lan_drops_all_but_replies_first() -> None:
+    rules = chain_rules(install_document(SPEC, []), "to_lan")
 
-    assert match_on(rules[-2], OIFNAME)["right"] == "lan0"
-    assert match_on(rules[-2], {"ct": {"key": "state"}})["right"] == [
-        "established",
-        "related",
-    ]
-    assert verdict(rules[-2]) == {"accept": None}
-    assert match_on(rules[-1], OIFNAME)["right"] == "lan0"
-    assert verdict(rules[-1]) == {"drop": None}
+    assert match_on(rules[0], {"ct": {"key": "state"}}) == {
+        "op": "!",
+        "left": {"ct": {"key": "state"}},
+        "right": ["established", "related"],
+    }
+    assert verdict(rules[0]) == {"drop": None}
+
+
+def test_to_lan_counts_replies_to_devices() -> None:
+    rules = chain_rules(install_document(SPEC, []), "to_lan")
+    daddr4 = {"payload": {"protocol": "ip", "field": "daddr"}}
+    daddr6 = {"payload": {"protocol": "ip6", "field": "daddr"}}
+
+    assert verdict(rules[index_of(rules, daddr4, "@down4")]) == {"accept": None}
+    assert verdict(rules[index_of(rules, daddr6, "@down6")]) == {"accept": None}
+
+
+def test_to_lan_accepts_other_replies() -> None:
+    rules = chain_rules(install_document(SPEC, []), "to_lan")
+
+    assert rules[-1] == [{"accept": None}]
 
 
 # Elements

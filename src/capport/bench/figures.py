@@ -199,7 +199,7 @@ def format_value(value: float, unit: str) -> str:
         return f"{value:,.0f} {unit}"
     if unit == "Gbit/s":
         return f"{value:.2f} {unit}"
-    if unit in ("ms", "s", "MB", "KB"):
+    if unit in ("ns", "ms", "s", "MB", "KB"):
         # Three significant digits at most, so 2.35 ms and 250 MB.
         digits = 2
         if abs(value) >= 100:

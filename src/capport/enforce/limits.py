@@ -14,7 +14,11 @@ Every function here is pure and builds libnftables JSON commands for the
   past its limit, and every packet after it (net/netfilter/nft_quota.c), so
   the bytes that pass never exceed the quota;
 - for each rate, a named limit object with the `over` flag, referenced the
-  same way, which drops what exceeds the rate (policing, not shaping).
+  same way, which drops what exceeds the rate (policing, not shaping);
+- an element in `limited_up4` and `limited_down4` (or the `6` sets) when it
+  has any quota or rate. The forward path looks a packet up in these small
+  sets once and jumps to the chain with the map rules only on a match, so
+  a device without limits costs one lookup per direction instead of three.
 
 Object names are derived from the device, so a document can remove a
 device's objects without knowing whether they still exist: it adds a
@@ -80,6 +84,11 @@ def down_set(version: int) -> str:
     return f"down{version}"
 
 
+def limited_set(direction: str, version: int) -> str:
+    """Name the set of devices with a limit in direction UP or DOWN."""
+    return f"limited_{direction}{version}"
+
+
 def version_of(device: Device) -> int:
     return 6 if isinstance(device.ip, IPv6Address) else 4
 
@@ -102,6 +111,15 @@ def declarations(table: str) -> list[dict[str, Any]]:
     commands = []
     for version, address in ((4, "ipv4_addr"), (6, "ipv6_addr")):
         commands.append({"add": {"set": _down_set_object(table, version, address)}})
+        for direction, limited_key in ((UP, ["ether_addr", address]), (DOWN, address)):
+            limited = {
+                "family": FAMILY,
+                "table": table,
+                "name": limited_set(direction, version),
+                "type": limited_key,
+                "flags": ["timeout"],
+            }
+            commands.append({"add": {"set": limited}})
         for spec in maps(version):
             key: Any = ["ether_addr", address] if spec.keyed_by_mac else address
             commands.append(
@@ -192,6 +210,7 @@ def _create(table: str, grants: list[Grant]) -> list[dict[str, Any]]:
     downloads: dict[str, list[Any]] = {}
     objects: list[dict[str, Any]] = []
     map_elements: dict[str, list[Any]] = {}
+    limited: dict[str, list[Any]] = {}
     for grant in grants:
         device, timeout = grant.device, timeout_seconds(grant.timeout)
         version = version_of(device)
@@ -200,6 +219,9 @@ def _create(table: str, grants: list[Grant]) -> list[dict[str, Any]]:
         )
         created = _objects(table, device, grant.limits, grant.used)
         objects += [{"add": {kind: body}} for kind, body in created.values()]
+        for direction in _limited_directions(grant.limits):
+            member = _timed(_direction_key(device, direction), timeout)
+            limited.setdefault(limited_set(direction, version), []).append(member)
         for spec in maps(version):
             name = object_name(spec.object_prefix, device)
             if name in created:
@@ -210,7 +232,29 @@ def _create(table: str, grants: list[Grant]) -> list[dict[str, Any]]:
     commands += [
         _add_element(table, name, items) for name, items in map_elements.items()
     ]
+    commands += [_add_element(table, name, items) for name, items in limited.items()]
     return commands
+
+
+def _limited_directions(limits: Limits) -> list[str]:
+    """Return UP and DOWN for the directions that limits apply to.
+
+    A total quota counts both directions, so it limits both.
+    """
+    directions = []
+    if (limits.quota_up, limits.quota_total, limits.rate_up) != (None, None, None):
+        directions.append(UP)
+    if (limits.quota_down, limits.quota_total, limits.rate_down) != (None, None, None):
+        directions.append(DOWN)
+    return directions
+
+
+def _direction_key(device: Device, direction: str) -> Any:
+    # Upload packets are matched by MAC and address, download packets by
+    # address alone, as in the maps.
+    if direction == UP:
+        return {"concat": [device.mac, str(device.ip)]}
+    return str(device.ip)
 
 
 def _objects(
@@ -257,15 +301,21 @@ def _remove_objects(
     so is each map element. An add of an existing map element succeeds only
     with the same object, which the derived names guarantee. The elements
     go before the objects, because the kernel does not delete an object
-    that a map element still refers to.
+    that a map element still refers to. A device with any object also
+    leaves both limited sets of its IP version.
     """
     placeholders: dict[str, tuple[str, dict[str, Any]]] = {}
     keys: dict[str, list[Any]] = {}
     pairs: dict[str, list[Any]] = {}
+    limited: dict[str, list[Any]] = {}
     for device in devices:
         prefixes = (
             ALL_PREFIXES if existing is None else existing.get(device, frozenset())
         )
+        if prefixes:
+            for direction in (UP, DOWN):
+                name = limited_set(direction, version_of(device))
+                limited.setdefault(name, []).append(_direction_key(device, direction))
         for spec in maps(version_of(device)):
             if spec.object_prefix not in prefixes:
                 continue
@@ -281,6 +331,9 @@ def _remove_objects(
     for name in keys:
         commands.append(_add_element(table, name, pairs[name]))
         commands.append(_delete_element(table, name, keys[name]))
+    for name, items in limited.items():
+        commands.append(_add_element(table, name, items))
+        commands.append(_delete_element(table, name, items))
     for name, (kind, _) in placeholders.items():
         reference = {"family": FAMILY, "table": table, "name": name}
         commands.append({"delete": {kind: reference}})
@@ -342,9 +395,7 @@ def _limit(table: str, name: str, rate: int) -> dict[str, Any]:
 
 
 def _key(device: Device, spec: MapSpec) -> Any:
-    if spec.keyed_by_mac:
-        return {"concat": [device.mac, str(device.ip)]}
-    return str(device.ip)
+    return _direction_key(device, UP if spec.keyed_by_mac else DOWN)
 
 
 def _timed(value: Any, timeout: int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from capport.config import Config
 from capport.enforce import limits, lists, ruleset
 from capport.enforce.base import DeviceUsage, Grant, IPNetwork
 from capport.enforce.conntrack import ConnectionTracker
-from capport.enforce.ruleset import ElementState, RulesetSpec
+from capport.enforce.ruleset import ElementState, OptionalRules, RulesetSpec
 from capport.errors import EnforcementError
 from capport.metrics import NFTABLES_TRANSACTION_SECONDS
 from capport.models import Device, IPAddress
@@ -66,6 +66,14 @@ class NftablesEnforcer:
         # step by every change, so grants and revocations remove only those.
         # None until install() or a listing of the table has set it.
         self._objects: dict[Device, frozenset[str]] | None = None
+        # The OptionalRules groups in the kernel's direction chains, or None
+        # when unknown (no install() by this enforcer). A change that needs
+        # a group then writes every group: a rule whose set is empty matches
+        # nothing, so an extra group costs time but changes no verdict.
+        # NOTE: this assumes no other process replaces the table while the
+        # enforcer runs. A table installed by another enforcer may lack a
+        # group this one counts as present, until this one installs again.
+        self._optional: frozenset[str] | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> NftablesEnforcer:
@@ -84,11 +92,15 @@ class NftablesEnforcer:
         ) + lists.garden_commands(
             self.spec.table, self._garden_networks, self._garden_addresses
         )
+        optional = _needed_rules(grants) | self._mac_list_rules(
+            self._trusted, self._blocked
+        )
         self.apply(
-            ruleset.install_document(self.spec, grants, contents),
+            ruleset.install_document(self.spec, grants, contents, optional),
             f"installing {self._table} with {len(grants)} authorised devices",
         )
         self._installed = True
+        self._optional = optional
         self._objects = {}
         self._record_objects(grants)
         log.info(
@@ -101,15 +113,24 @@ class NftablesEnforcer:
     def grant(self, grants: list[Grant]) -> None:
         """Authorise devices, replacing the timeout of any already present.
 
-        A device already present starts its counters again from zero.
+        A device already present starts its counters again from zero. The
+        first grant with a limit adds the limit rules to the direction chains
+        in the same transaction.
         """
         if not grants:
             return
+        document = ruleset.grant_document(self.spec.table, grants, self._object_index())
+        optional = self._with_rules(_needed_rules(grants))
+        if optional is not None:
+            chains = ruleset.direction_chain_commands(self.spec.table, optional)
+            document["nftables"][:0] = chains
         self.apply(
-            ruleset.grant_document(self.spec.table, grants, self._object_index()),
+            document,
             f"authorising {_describe([g.device for g in grants])} in {self._table}",
         )
         self._record_objects(grants)
+        if optional is not None:
+            self._optional = optional
 
     def revoke(self, devices: list[Device]) -> None:
         """Remove devices from the sets, then delete their conntrack entries.
@@ -160,17 +181,31 @@ class NftablesEnforcer:
         """Replace the trusted and blocked MAC addresses in one transaction.
 
         Before install() the lists are only kept, and install() loads them.
+        The transaction also adds the MAC list rules to the direction chains
+        when a list gains its first MAC, and removes them when both are empty.
         """
         trusted, blocked = sorted(set(trusted)), sorted(set(blocked))
         if not self._installed:
             self._trusted, self._blocked = trusted, blocked
             return
+        commands = lists.mac_list_commands(self.spec.table, trusted, blocked)
+        needed = self._mac_list_rules(trusted, blocked)
+        if self._optional is None:
+            optional = self._with_rules(needed)
+        else:
+            # Empty lists take their rules off the path again.
+            target = (self._optional - {OptionalRules.MAC_LISTS}) | needed
+            optional = None if target == self._optional else target
+        if optional is not None:
+            commands[:0] = ruleset.direction_chain_commands(self.spec.table, optional)
         self.apply(
-            {"nftables": lists.mac_list_commands(self.spec.table, trusted, blocked)},
+            {"nftables": commands},
             f"setting {len(trusted)} trusted and {len(blocked)} blocked MACs "
             f"in {self._table}",
         )
         self._trusted, self._blocked = trusted, blocked
+        if optional is not None:
+            self._optional = optional
 
     def set_garden(
         self, networks: Iterable[IPNetwork], addresses: dict[IPAddress, float]
@@ -198,7 +233,28 @@ class NftablesEnforcer:
         )
         self._installed = False
         self._objects = None
+        self._optional = None
         log.info("Deleted %s.", self._table)
+
+    def _with_rules(self, needed: frozenset[str]) -> frozenset[str] | None:
+        """Return the rule groups to write so that needed are in the chains.
+
+        None means the chains already have them. While the chains' contents
+        are unknown, every group is written.
+        """
+        if not needed:
+            return None
+        if self._optional is None:
+            return OptionalRules.ALL
+        if needed <= self._optional:
+            return None
+        return self._optional | needed
+
+    @staticmethod
+    def _mac_list_rules(trusted: list[str], blocked: list[str]) -> frozenset[str]:
+        if trusted or blocked:
+            return frozenset({OptionalRules.MAC_LISTS})
+        return frozenset()
 
     def _object_index(self) -> dict[Device, frozenset[str]]:
         """Return the objects each device has, listing the table the first time."""
@@ -285,6 +341,13 @@ class NftablesEnforcer:
 
     def close(self) -> None:
         self._conntrack.close()
+
+
+def _needed_rules(grants: list[Grant]) -> frozenset[str]:
+    """Return the rule groups that grants need: LIMITS when any has a limit."""
+    if any(limits.object_prefixes(grant.limits) for grant in grants):
+        return frozenset({OptionalRules.LIMITS})
+    return frozenset()
 
 
 def check_ruleset(spec: RulesetSpec) -> None:

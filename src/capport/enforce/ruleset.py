@@ -18,11 +18,22 @@ The ruleset is one `inet` table:
   the gateway's own is redirected to the responder;
 - `input`: from the LAN only DHCP, DNS, the portal, the responder, ICMP
   echo, IPv6 neighbour discovery and the configured extra ports are accepted;
-- `forward`: from the LAN, blocked MACs are dropped and trusted ones
-  accepted; a device over its quota or rate is dropped; an authorised
-  device is accepted by one set lookup, and so is traffic to the walled
-  garden; the rest is rejected at once. Towards the LAN, quotas and rates
-  are applied the same way and only replies of tracked connections pass.
+- `forward`: jumps to `from_lan` or `to_lan`, so a packet is matched
+  against the rules of its own direction only;
+- `from_lan`: blocked MACs are dropped and trusted ones accepted; a device
+  with limits jumps to `upload_limits`, which drops what is over a quota or
+  rate; an authorised device is accepted by one set lookup, and so is
+  traffic to the walled garden; the rest is rejected at once;
+- `to_lan`: only replies of tracked connections pass, a device with limits
+  jumps to `download_limits`, and the replies to an authorised device are
+  counted by one set lookup.
+
+Every packet an authorised device forwards crosses `forward` and one of
+the two direction chains. nftables pays for each rule it evaluates, so the
+common case comes first, and the rules for the MAC lists and for limits
+are left out of the direction chains while nothing needs them (see
+OptionalRules). Then an authorised device costs one set lookup each way:
+the allowed set out, the download counter in.
 """
 
 from __future__ import annotations
@@ -97,6 +108,22 @@ class RulesetSpec:
         )
 
 
+class OptionalRules:
+    """Rule groups of the direction chains that a packet only needs sometimes.
+
+    The enforcer adds a group to the chains in the same transaction as the
+    first element that needs it, so no element is ever in the kernel
+    without its rules.
+    """
+
+    # The blocked and trusted rules, while either list contains a MAC.
+    MAC_LISTS = "mac_lists"
+    # The jumps to the quota and rate chains, from the first grant with a
+    # limit until the table is installed again.
+    LIMITS = "limits"
+    ALL = frozenset({MAC_LISTS, LIMITS})
+
+
 @dataclass(frozen=True, slots=True)
 class ElementState:
     """One authorised device as listed in the kernel set."""
@@ -113,13 +140,14 @@ def install_document(
     spec: RulesetSpec,
     grants: Iterable[Grant],
     contents: Iterable[dict[str, Any]] = (),
+    optional: frozenset[str] = OptionalRules.ALL,
 ) -> Document:
     """Build the transaction that replaces the table and loads grants.
 
     contents are further commands that fill the new table's sets, such as
-    the trusted MACs. The table is added before it is deleted, so the delete
-    cannot fail when no table exists. The kernel applies the whole batch or
-    none of it.
+    the trusted MACs, and optional names the OptionalRules groups they need.
+    The table is added before it is deleted, so the delete cannot fail when
+    no table exists. The kernel applies the whole batch or none of it.
     """
     grants = list(grants)
     commands: list[dict[str, Any]] = [
@@ -134,11 +162,14 @@ def install_document(
         {"add": {"chain": _base_chain(spec.table, "input", "filter", FILTER)}},
         {"add": {"chain": _base_chain(spec.table, "forward", "filter", FILTER)}},
     ]
-    for chain, rules in (
-        ("prerouting", prerouting_rules(spec)),
-        ("input", input_rules(spec)),
-        ("forward", forward_rules(spec)),
-    ):
+    # Regular chains exist before the rules that jump to them.
+    chains = _chain_rules(spec, optional)
+    commands += [
+        {"add": {"chain": _regular_chain(spec.table, name)}}
+        for name in chains
+        if name not in ("prerouting", "input", "forward")
+    ]
+    for chain, rules in chains.items():
         commands += [{"add": {"rule": _rule(spec.table, chain, r)}} for r in rules]
     for name, elements in _timed_elements_by_set(grants).items():
         commands.append({"add": {"element": _element(spec.table, name, elements)}})
@@ -191,6 +222,23 @@ def revoke_document(
         commands.append({"delete": {"element": element}})
     commands += limits.revoke_commands(table, devices, existing)
     return {"nftables": commands}
+
+
+def direction_chain_commands(table: str, optional: frozenset[str]) -> list[Any]:
+    """Build the commands that replace the direction chains' rules.
+
+    Flushing a chain and adding its rules in one transaction leaves no
+    moment in which a packet sees the chain half built.
+    """
+    commands: list[dict[str, Any]] = []
+    for chain, rules in (
+        (FROM_LAN, from_lan_rules(optional)),
+        (TO_LAN, to_lan_rules(optional)),
+    ):
+        reference = {"family": FAMILY, "table": table, "name": chain}
+        commands.append({"flush": {"chain": reference}})
+        commands += [{"add": {"rule": _rule(table, chain, r)}} for r in rules]
+    return commands
 
 
 def uninstall_document(table: str) -> Document:
@@ -349,45 +397,90 @@ def _portal_ports(spec: RulesetSpec) -> int | dict[str, list[int]]:
     return _port_set(spec.portal_port, spec.portal_tls_port)
 
 
+FROM_LAN = "from_lan"
+TO_LAN = "to_lan"
+UPLOAD_LIMITS = "upload_limits"
+DOWNLOAD_LIMITS = "download_limits"
+
+
+def _chain_rules(
+    spec: RulesetSpec, optional: frozenset[str]
+) -> dict[str, list[list[dict[str, Any]]]]:
+    """Return the rules of every chain, by chain name."""
+    return {
+        "prerouting": prerouting_rules(spec),
+        "input": input_rules(spec),
+        "forward": forward_rules(spec),
+        FROM_LAN: from_lan_rules(optional),
+        TO_LAN: to_lan_rules(optional),
+        UPLOAD_LIMITS: limits.upload_rules(4) + limits.upload_rules(6),
+        DOWNLOAD_LIMITS: limits.download_rules(4) + limits.download_rules(6),
+    }
+
+
 def forward_rules(spec: RulesetSpec) -> list[list[dict[str, Any]]]:
+    """Send each forwarded packet to the chain of its direction.
+
+    A packet from the LAN to the LAN takes the first rule. Packets that
+    neither come from nor go to the LAN pass by the chain's policy.
+    """
+    return [
+        [_iifname(spec.lan_interface), _jump(FROM_LAN)],
+        [_match(_meta("oifname"), spec.lan_interface), _jump(TO_LAN)],
+    ]
+
+
+def from_lan_rules(
+    optional: frozenset[str] = OptionalRules.ALL,
+) -> list[list[dict[str, Any]]]:
     """Forward authorised devices; reject the others at once.
 
     A TCP reset or an ICMP administratively-prohibited error makes the
-    device's connection attempt fail at once instead of timing out. Towards
-    the LAN only replies pass, so a device whose conntrack entries were
-    deleted on revocation receives nothing more from outside.
+    device's connection attempt fail at once instead of timing out. The
+    allowed sets count what they accept, so a packet that a limit drops is
+    not counted.
     """
-    lan = spec.lan_interface
-    from_lan = _iifname(lan)
-    to_lan = _match(_meta("oifname"), lan)
-    replies = _match(_ct_state(), ["established", "related"], op="in")
-    rules = [
-        [from_lan, lists.ether_source_in(lists.BLOCKED), {"drop": None}],
-        [from_lan, lists.ether_source_in(lists.TRUSTED), _accept()],
-    ]
-    rules += [[from_lan, *r] for r in limits.upload_rules(4) + limits.upload_rules(6)]
+    rules = []
+    if OptionalRules.MAC_LISTS in optional:
+        rules += [
+            [lists.ether_source_in(lists.BLOCKED), {"drop": None}],
+            [lists.ether_source_in(lists.TRUSTED), _accept()],
+        ]
+    for address, version, allowed in (("ip", 4, ALLOWED4), ("ip6", 6, ALLOWED6)):
+        if OptionalRules.LIMITS in optional:
+            limited = f"@{limits.limited_set(limits.UP, version)}"
+            rules.append([_match(_device_key(address), limited), _jump(UPLOAD_LIMITS)])
+        rules.append([_match(_device_key(address), f"@{allowed}"), _accept()])
+    rules += lists.garden_destination_rules([], _accept())
     rules += [
-        [from_lan, _match(_device_key("ip"), f"@{ALLOWED4}"), _accept()],
-        [from_lan, _match(_device_key("ip6"), f"@{ALLOWED6}"), _accept()],
+        [_match(_meta("l4proto"), "tcp"), _reject_tcp()],
+        [_reject_icmpx()],
     ]
-    rules += lists.garden_destination_rules([from_lan], _accept())
-    rules += [
-        [from_lan, _match(_meta("l4proto"), "tcp"), _reject_tcp()],
-        [from_lan, _reject_icmpx()],
-    ]
-    # Packets towards a device cannot be matched by its MAC, because their
-    # outgoing Ethernet header is built after the forward hook. So the
-    # download direction is counted and limited by address.
-    rules += [[to_lan, *r] for r in limits.download_rules(4) + limits.download_rules(6)]
-    for protocol, version in (("ip", 4), ("ip6", 6)):
-        destination = _match(
-            _payload(protocol, "daddr"), f"@{limits.down_set(version)}"
-        )
-        rules.append([to_lan, replies, destination, _accept()])
-    rules += [
-        [to_lan, replies, _accept()],
-        [to_lan, {"drop": None}],
-    ]
+    return rules
+
+
+def to_lan_rules(
+    optional: frozenset[str] = OptionalRules.ALL,
+) -> list[list[dict[str, Any]]]:
+    """Pass replies towards the LAN, counting and limiting them per device.
+
+    Packets towards a device cannot be matched by its MAC, because their
+    outgoing Ethernet header is built after the forward hook, so this
+    direction is counted and limited by address. Only replies pass, so a
+    device whose conntrack entries were deleted on revocation receives
+    nothing more from outside. Dropping the rest first also keeps packets
+    that would be dropped anyway out of the quotas.
+    """
+    not_replies = _match(_ct_state(), ["established", "related"], op="!")
+    rules = [[not_replies, {"drop": None}]]
+    for address, version in (("ip", 4), ("ip6", 6)):
+        destination = _payload(address, "daddr")
+        if OptionalRules.LIMITS in optional:
+            limited = f"@{limits.limited_set(limits.DOWN, version)}"
+            rules.append([_match(destination, limited), _jump(DOWNLOAD_LIMITS)])
+        counted = f"@{limits.down_set(version)}"
+        rules.append([_match(destination, counted), _accept()])
+    rules.append([_accept()])
     return rules
 
 
@@ -420,6 +513,10 @@ def _base_chain(table: str, name: str, kind: str, priority: int) -> dict[str, An
         "prio": priority,
         "policy": "accept",
     }
+
+
+def _regular_chain(table: str, name: str) -> dict[str, Any]:
+    return {"family": FAMILY, "table": table, "name": name}
 
 
 def _rule(table: str, chain: str, expr: list[dict[str, Any]]) -> dict[str, Any]:
@@ -497,6 +594,10 @@ def _device_key(address_protocol: str) -> dict[str, Any]:
 
 def _accept() -> dict[str, Any]:
     return {"accept": None}
+
+
+def _jump(chain: str) -> dict[str, Any]:
+    return {"jump": {"target": chain}}
 
 
 def _reject_tcp() -> dict[str, Any]:
