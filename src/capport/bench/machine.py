@@ -11,14 +11,21 @@ from pathlib import Path
 
 import capport
 
-# Debian 12 package of each load tool the benchmarks start.
-TOOL_PACKAGES = {"wrk": "wrk", "iperf3": "iperf3", "nginx": "nginx"}
+# Debian 12 package of each tool the benchmarks start: the load tools, and
+# perf for the data plane's per-packet cost in the kernel.
+TOOL_PACKAGES = {
+    "wrk": "wrk",
+    "iperf3": "iperf3",
+    "nginx": "nginx",
+    "perf": "linux-perf",
+}
 
 _VERSION_COMMANDS = {
     "nftables": ["nft", "--version"],
     "nginx": ["nginx", "-v"],
     "wrk": ["wrk", "-v"],
     "iperf3": ["iperf3", "--version"],
+    "perf": ["perf", "--version"],
 }
 
 
