@@ -729,6 +729,13 @@ class Config(_Section):
                 f"portal.terms_file: cannot read {self.portal.terms_file}: "
                 f"{error.strerror}"
             ) from error
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"portal.terms_file: {self.portal.terms_file} is not UTF-8 text "
+                f"(invalid byte 0x{error.object[error.start]:02x} at offset "
+                f"{error.start}); convert it, for example with "
+                f"`iconv -f latin1 -t utf-8`"
+            ) from error
 
 
 def load_config(path: Path) -> Config:
