@@ -379,6 +379,19 @@ class _Reloader:
     async def _reload(self) -> None:
         log.info("Reloading the configuration from %s.", self._path)
         try:
+            await self._load_and_apply()
+        except Exception as error:
+            # Nothing awaits this task, so an error not caught below would
+            # otherwise surface only when asyncio collects the task.
+            self._apply_settings(self._config)
+            log.error(
+                "Reload failed; the running configuration is kept: %r",
+                error,
+                exc_info=True,
+            )
+
+    async def _load_and_apply(self) -> None:
+        try:
             new = load_config(self._path)
         except CapportError as error:
             log.error(
@@ -405,12 +418,7 @@ class _Reloader:
             )
             return
 
-        self._gateway.set_session_duration(applied.session.duration)
-        self._gateway.set_device_limit_policy(applied.auth.device_limit_policy)
-        self._gateway.set_defaults(
-            configured_entitlement(applied.session, GRANT_METHOD)
-        )
-        self._signer.lifetime = applied.session.token_lifetime
+        self._apply_settings(applied)
         try:
             configure_logging(applied.log)
         except CapportError as error:
@@ -428,3 +436,17 @@ class _Reloader:
             )
         self._config = applied
         log.info("Configuration reloaded.")
+
+    def _apply_settings(self, config: Config) -> None:
+        """Set the live settings of the gateway, the firewall and the signer.
+
+        NOTE: the ruleset in the kernel changes only in the gateway's start().
+        After an unexpected error in or after it, the kernel may keep the new
+        ruleset until the next reload or restart.
+        """
+        self._enforcer.spec = RulesetSpec.from_config(config)
+        self._set_configured_macs(config)
+        self._gateway.set_session_duration(config.session.duration)
+        self._gateway.set_device_limit_policy(config.auth.device_limit_policy)
+        self._gateway.set_defaults(configured_entitlement(config.session, GRANT_METHOD))
+        self._signer.lifetime = config.session.token_lifetime
