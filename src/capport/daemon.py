@@ -1,8 +1,9 @@
 """`capport run`: the gateway daemon.
 
 Start-up order matters: everything that can reject the configuration runs
-before the first change to the host, and the firewall is reconciled with
-the store before any listener accepts a client.
+before the first change to the host (the store file and its lock included),
+and the firewall is reconciled with the store before any listener accepts a
+client.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def check(config: Config) -> None:
     check_tls_files(config)
     check_host(config)
     check_forwarding()
+    InstanceLock(config.store.path).check_free()
     check_listeners(config)
     settings_from_config(config)
     if config.admin.enabled:
@@ -103,9 +105,9 @@ def check(config: Config) -> None:
 
 def run(config: Config, config_path: Path | None = None) -> None:
     """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads config_path."""
-    check_tls_files(config)
-    check_host(config)
-    check_forwarding()
+    # The checks bind and close every TCP listener, so a port in use stops
+    # the start before the store file, its lock or the firewall is created.
+    check(config)
     raise_file_limit(
         config.responder.max_connections
         + config.portal.max_connections

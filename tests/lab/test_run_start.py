@@ -1,0 +1,86 @@
+"""`capport run` in a throwaway namespace: a start that fails leaves no store.
+
+The namespace has a bridge as LAN interface with the portal address and
+forwarding on, so the host checks pass and the start fails on a port that
+a test listener holds. The namespace is deleted afterwards, even when the
+test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from netns import Namespace, remove_stale_namespaces
+
+from capport.lab.labconfig import render_toml
+
+pytestmark = pytest.mark.lab
+
+PORTAL = "192.0.2.1"
+
+
+@pytest.fixture
+def host() -> Iterator[Namespace]:
+    """A namespace with a bridge lan0 at 192.0.2.1/24 and IPv4 forwarding on."""
+    if os.geteuid() != 0:
+        pytest.skip("the start tests need root to create network namespaces")
+    remove_stale_namespaces()
+    namespace = Namespace.create("start")
+    try:
+        namespace.ip("link", "add", "lan0", "type", "bridge")
+        namespace.ip("address", "add", f"{PORTAL}/24", "dev", "lan0")
+        namespace.ip("link", "set", "lan0", "up")
+        namespace.sysctl("net.ipv4.ip_forward", "1")
+        yield namespace
+    finally:
+        namespace.delete()
+
+
+def write_config(directory: Path) -> Path:
+    document = {
+        "gateway": {"interface": "lan0"},
+        "portal": {"address": PORTAL},
+        "store": {"path": str(directory / "state" / "other.db")},
+        "control": {"socket": str(directory / "control.sock")},
+        "firewall": {"table": "capstart"},
+    }
+    path = directory / "other.toml"
+    path.write_text(render_toml(document))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("key", "address", "port"),
+    [
+        ("portal.port", PORTAL, 80),
+        ("responder.port", PORTAL, 8511),
+        ("admin.port", "127.0.0.1", 8512),
+    ],
+)
+def test_port_in_use_creates_no_store(
+    host: Namespace, tmp_path: Path, key: str, address: str, port: int
+) -> None:
+    config = write_config(tmp_path)
+    with host.entered():
+        host.ip("link", "set", "lo", "up")
+        listener = socket.create_server((address, port))
+    try:
+        argv = ["ip", "netns", "exec", host.name, sys.executable, "-m", "capport"]
+        result = subprocess.run(
+            [*argv, "run", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        listener.close()
+    assert result.returncode == 1, result.stderr
+    assert f"{key}: {address}:{port} is already in use" in result.stderr
+    assert not (tmp_path / "state").exists()
