@@ -228,7 +228,6 @@ def remaining_seconds(
 
 
 def expiry_time(
-    *,
     expires_at: float,
     terms: SessionTerms,
     wall_now: float,

@@ -292,7 +292,9 @@ class Gateway:
                     # at its expiry, so its record does not count the downtime.
                     ended_at = now
                     if remaining <= 0:
-                        ended_at = self._expiry_at_start(session, terms, clocks_now)
+                        ended_at = accounting.expiry_time(
+                            session.expires_at, terms, *clocks_now
+                        )
                     closed = await self._store.end_session(session.id, reason, ended_at)
                     ended.append((closed or session, reason))
                 else:
@@ -373,19 +375,6 @@ class Gateway:
         wall_now, boot_now, boot_id = clocks_now
         return accounting.remaining_seconds(
             started_at=session.started_at,
-            expires_at=session.expires_at,
-            terms=terms,
-            wall_now=wall_now,
-            boot_now=boot_now,
-            boot_id=boot_id,
-        )
-
-    @staticmethod
-    def _expiry_at_start(
-        session: Session, terms: SessionTerms, clocks_now: tuple[float, float, str]
-    ) -> float:
-        wall_now, boot_now, boot_id = clocks_now
-        return accounting.expiry_time(
             expires_at=session.expires_at,
             terms=terms,
             wall_now=wall_now,
