@@ -319,6 +319,14 @@ def test_portal_answers_apple_probe_after_login(portal: Portal) -> None:
     assert response.content == APPLE_SUCCESS.encode()
 
 
+def test_portal_answers_apple_probe_of_trusted_mac(portal: Portal) -> None:
+    assert portal.client.portal is not None
+    portal.client.portal.call(portal.gateway.change_mac_list, CLIENT_MAC, "trust")
+    response = apple_probe(portal)
+    assert response.status_code == 200
+    assert response.content == APPLE_SUCCESS.encode()
+
+
 def test_portal_leaves_browser_on_probe_host_alone(portal: Portal) -> None:
     portal.log_in()
     response = apple_probe(portal, agent="Mozilla/5.0 (Macintosh)")
