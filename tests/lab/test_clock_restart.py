@@ -5,6 +5,9 @@ store instead, while the gateway is stopped: a session stored an hour
 earlier than it was is what a gateway sees after its clock jumped an hour
 forward, and the other way round. The boot clock, which the gateway also
 stores, is untouched, and it decides.
+
+A session that ran out while the gateway was stopped ends, by the same
+clocks, at its expiry rather than at the restart.
 """
 
 from __future__ import annotations
