@@ -369,6 +369,8 @@ class _Reloader:
         self._enforcer = enforcer
         self._signer = signer
         self._running: asyncio.Task[None] | None = None
+        # Set once a reload has begun to rebuild the firewall with new keys.
+        self._rebuilding = False
 
     def schedule(self) -> None:
         if self._running is None or self._running.done():
@@ -380,14 +382,29 @@ class _Reloader:
 
     async def _reload(self) -> None:
         log.info("Reloading the configuration from %s.", self._path)
+        self._rebuilding = False
         try:
             await self._load_and_apply()
         except Exception as error:
             # Nothing awaits this task, so an error not caught below would
             # otherwise surface only when asyncio collects the task.
-            self._apply_settings(self._config)
             log.error(
                 "Reload failed; the running configuration is kept: %r",
+                error,
+                exc_info=True,
+            )
+            self._apply_settings(self._config)
+            if self._rebuilding:
+                await self._rebuild_running()
+
+    async def _rebuild_running(self) -> None:
+        """Rebuild the firewall with the running configuration's keys."""
+        try:
+            await self._gateway.start()
+        except Exception as error:
+            log.error(
+                "Rebuilding the firewall with the running configuration failed: "
+                "%r; restart capport to reconcile it with the store",
                 error,
                 exc_info=True,
             )
@@ -408,6 +425,7 @@ class _Reloader:
         # start() loads the MAC lists again. Sessions already granted keep
         # the limits they were granted with.
         self._set_configured_macs(applied)
+        self._rebuilding = True
         try:
             await self._gateway.start()
         except CapportError as error:
@@ -442,9 +460,8 @@ class _Reloader:
     def _apply_settings(self, config: Config) -> None:
         """Set the live settings of the gateway, the firewall and the signer.
 
-        NOTE: the ruleset in the kernel changes only in the gateway's start().
-        After an unexpected error in or after it, the kernel may keep the new
-        ruleset until the next reload or restart.
+        The ruleset in the kernel changes only when the gateway's start()
+        rebuilds it.
         """
         self._enforcer.spec = RulesetSpec.from_config(config)
         self._set_configured_macs(config)

@@ -21,12 +21,19 @@ BASE = '[gateway]\ninterface = "lan0"\n[portal]\naddress = "192.0.2.1"\n'
 
 
 class FailingGateway(Gateway):
-    """A gateway whose reconcile fails with an error capport does not raise."""
+    """A gateway whose reconcile can fail with an error capport does not raise.
 
-    fail = False
+    It records the firewall ports each reconcile ran with.
+    """
+
+    failures = 0
+    rebuilt_with: list[tuple[int, ...]] = []
 
     async def start(self) -> None:
-        if self.fail:
+        spec = self._enforcer.spec  # type: ignore[attr-defined]
+        self.rebuilt_with = [*self.rebuilt_with, spec.allow_tcp_ports]
+        if self.failures > 0:
+            self.failures -= 1
             raise RuntimeError("unexpected failure")
         await super().start()
 
@@ -58,14 +65,14 @@ class Bench:
         await task
 
 
-def reload_with(tmp_path: Path, text: str, *, fail: bool = False) -> Bench:
+def reload_with(tmp_path: Path, text: str, *, failures: int = 0) -> Bench:
     async def main() -> Bench:
         bench = Bench(tmp_path)
         await bench.store.open()
         try:
             await bench.gateway.start()
             bench.path.write_text(text)
-            bench.gateway.fail = fail
+            bench.gateway.failures = failures
             await bench.reload()
         finally:
             await bench.store.close()
@@ -102,7 +109,7 @@ def test_reload_terms_not_utf8_fails(tmp_path: Path, caplog) -> None:
 def test_reload_unexpected_error_logged(tmp_path: Path, caplog) -> None:
     caplog.set_level(logging.INFO, "capport.daemon")
     text = BASE + "[session]\nduration = 1200\n[firewall]\nallow_tcp_ports = [22]\n"
-    bench = reload_with(tmp_path, text, fail=True)
+    bench = reload_with(tmp_path, text, failures=1)
 
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert record.getMessage().startswith(
@@ -110,7 +117,27 @@ def test_reload_unexpected_error_logged(tmp_path: Path, caplog) -> None:
     )
     assert "unexpected failure" in record.getMessage()
     assert record.exc_info is not None
+    assert "Configuration reloaded." not in caplog.messages
     assert bench.gateway.session_duration == 600
     spec = bench.enforcer.spec  # type: ignore[attr-defined]
     assert spec == RulesetSpec.from_config(bench.config)
-    assert "Configuration reloaded." not in caplog.messages
+
+
+def test_reload_unexpected_error_rebuilds_running(tmp_path: Path) -> None:
+    text = BASE + "[firewall]\nallow_tcp_ports = [22]\n"
+    bench = reload_with(tmp_path, text, failures=1)
+
+    # The start of the bench, the failed reload, then the rebuild.
+    assert bench.gateway.rebuilt_with == [(), (22,), ()]
+
+
+def test_reload_failed_rebuild_logged(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, "capport.daemon")
+    text = BASE + "[firewall]\nallow_tcp_ports = [22]\n"
+    reload_with(tmp_path, text, failures=2)
+
+    messages = errors(caplog)
+    assert len(messages) == 2
+    assert messages[1].startswith(
+        "Rebuilding the firewall with the running configuration failed"
+    )
