@@ -123,15 +123,10 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    lock = InstanceLock(config.store.path)
-    lock.acquire()
-    store = open_store(str(config.store.path), config.store.synchronous)
-    await store.open()
     async with contextlib.AsyncExitStack() as stack:
-        stack.callback(lock.release)
-        stack.push_async_callback(store.close)
-        # Every listener is bound before the firewall changes, so a port in
-        # use stops the start with nothing on the host changed.
+        # Every listener is bound, and the RA socket opened, before the store
+        # and the firewall change, so a port in use stops the start with
+        # nothing on the host changed.
         addresses = listen_addresses(config)
         portal_sockets = [
             bind_tcp(a, config.portal.port, "portal.port") for a in addresses
@@ -151,6 +146,12 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         advertiser = _open_advertiser(config)
         if advertiser is not None:
             stack.callback(advertiser.close)
+        lock = InstanceLock(config.store.path)
+        lock.acquire()
+        stack.callback(lock.release)
+        store = open_store(str(config.store.path), config.store.synchronous)
+        await store.open()
+        stack.push_async_callback(store.close)
         secret = await store.secret()
         signer = TokenSigner(secret, config.session.token_lifetime)
         enforcer = NftablesEnforcer.from_config(config)

@@ -2,7 +2,7 @@
 
 The namespace has a bridge as LAN interface with the portal address and
 forwarding on, so the host checks pass and the start fails on a port that
-a test listener holds. The namespace is deleted afterwards, even when the
+a test listener holds, or on the socket for router advertisements. The namespace is deleted afterwards, even when the
 test fails.
 """
 
@@ -42,17 +42,29 @@ def host() -> Iterator[Namespace]:
         namespace.delete()
 
 
-def write_config(directory: Path) -> Path:
-    document = {
+def write_config(directory: Path, **sections: dict[str, object]) -> Path:
+    document: dict[str, dict[str, object]] = {
         "gateway": {"interface": "lan0"},
         "portal": {"address": PORTAL},
         "store": {"path": str(directory / "state" / "other.db")},
         "control": {"socket": str(directory / "control.sock")},
         "firewall": {"table": "capstart"},
+        **sections,
     }
     path = directory / "other.toml"
     path.write_text(render_toml(document))
     return path
+
+
+def run_gateway(host: Namespace, config: Path) -> subprocess.CompletedProcess[str]:
+    argv = ["ip", "netns", "exec", host.name, sys.executable, "-m", "capport"]
+    return subprocess.run(
+        [*argv, "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,16 +83,21 @@ def test_port_in_use_creates_no_store(
         host.ip("link", "set", "lo", "up")
         listener = socket.create_server((address, port))
     try:
-        argv = ["ip", "netns", "exec", host.name, sys.executable, "-m", "capport"]
-        result = subprocess.run(
-            [*argv, "run", "--config", str(config)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_gateway(host, config)
     finally:
         listener.close()
     assert result.returncode == 1, result.stderr
     assert f"{key}: {address}:{port} is already in use" in result.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_router_advertisement_failure_creates_no_store(
+    host: Namespace, tmp_path: Path
+) -> None:
+    # A bridge without ports has no carrier, so its IPv6 link-local address
+    # stays tentative and the RA socket cannot bind to it.
+    config = write_config(tmp_path, provisioning={"ra_captive_portal": True})
+    result = run_gateway(host, config)
+    assert result.returncode == 1, result.stderr
+    assert "provisioning.ra_captive_portal" in result.stderr
     assert not (tmp_path / "state").exists()
