@@ -2,8 +2,8 @@
 
 The namespace has a bridge as LAN interface with the portal address and
 forwarding on, so the host checks pass and the start fails on a port that
-a test listener holds, or on the socket for router advertisements. The namespace is deleted afterwards, even when the
-test fails.
+a test listener holds, or on the socket for router advertisements. The
+namespace is deleted afterwards, even when the test fails.
 """
 
 from __future__ import annotations
