@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,12 +27,14 @@ class FailingGateway(Gateway):
     It records the firewall ports each reconcile ran with.
     """
 
-    failures = 0
-    rebuilt_with: list[tuple[int, ...]] = []
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = 0
+        self.rebuilt_with: list[tuple[int, ...]] = []
 
     async def start(self) -> None:
         spec = self._enforcer.spec  # type: ignore[attr-defined]
-        self.rebuilt_with = [*self.rebuilt_with, spec.allow_tcp_ports]
+        self.rebuilt_with.append(spec.allow_tcp_ports)
         if self.failures > 0:
             self.failures -= 1
             raise RuntimeError("unexpected failure")
