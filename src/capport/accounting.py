@@ -221,14 +221,43 @@ def remaining_seconds(
     error for a gateway.
     """
     duration = expires_at - started_at
-    same_boot = bool(boot_id) and terms.boot_id == boot_id
-    if same_boot and terms.boot_deadline is not None:
-        remaining = terms.boot_deadline - boot_now
-    else:
-        remaining = expires_at - wall_now
+    remaining = _seconds_to_end(expires_at, terms, wall_now, boot_now, boot_id)
     if not math.isfinite(remaining):
         return 0.0
     return max(0.0, min(remaining, duration))
+
+
+def expiry_time(
+    expires_at: float,
+    terms: SessionTerms,
+    wall_now: float,
+    boot_now: float,
+    boot_id: str,
+) -> float:
+    """Return the wall-clock time at which a session's time ran out.
+
+    The clocks decide as in remaining_seconds, so for a session that ran
+    out while the daemon was down this is its expiry, not the restart. The
+    result is never later than wall_now.
+    """
+    remaining = _seconds_to_end(expires_at, terms, wall_now, boot_now, boot_id)
+    if not math.isfinite(remaining):
+        return wall_now
+    return min(wall_now, wall_now + remaining)
+
+
+def _seconds_to_end(
+    expires_at: float,
+    terms: SessionTerms,
+    wall_now: float,
+    boot_now: float,
+    boot_id: str,
+) -> float:
+    """Return the seconds until the session's end, negative once it has passed."""
+    same_boot = bool(boot_id) and terms.boot_id == boot_id
+    if same_boot and terms.boot_deadline is not None:
+        return terms.boot_deadline - boot_now
+    return expires_at - wall_now
 
 
 def with_boot_deadline(

@@ -61,8 +61,9 @@ def main() -> None:
 def run(config_path: Path, check: bool) -> None:
     """Run the gateway in the foreground until SIGTERM or SIGINT.
 
-    SIGHUP reloads the configuration file: session, firewall-port and log
-    settings change in place, and the log names any key that needs a
+    SIGHUP reloads the configuration file: the session limits of new
+    sessions, the firewall ports, the MAC lists, the device-limit policy
+    and the log settings change, and the log names any key that needs a
     restart. Authorised devices keep their access when the gateway stops;
     a restart reconciles the firewall with the session store.
     """

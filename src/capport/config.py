@@ -202,6 +202,10 @@ class ResponderSection(_Section):
 MAX_SESSION_DAYS = 365
 MAX_SESSION_SECONDS = MAX_SESSION_DAYS * 86400
 
+# The terms are sent with every splash page, so a file this large is a
+# mistake rather than terms a person would read.
+MAX_TERMS_BYTES = 1024 * 1024
+
 
 def check_session_length(seconds: float, given: str | None = None) -> float:
     """Return seconds, or raise ValueError if a session may not last that long.
@@ -719,15 +723,36 @@ class Config(_Section):
         return self.portal.base_url6()
 
     def terms_text(self) -> str:
-        """Return the terms of use, read from terms_file when one is set."""
-        if self.portal.terms_file is None:
+        """Return the terms of use, read from terms_file when one is set.
+
+        Raises ConfigError, naming the file and the fix, when the file
+        cannot be read, is larger than MAX_TERMS_BYTES or is not UTF-8.
+        """
+        path = self.portal.terms_file
+        if path is None:
             return self.portal.terms
         try:
-            return self.portal.terms_file.read_text(encoding="utf-8")
+            with path.open("rb") as file:
+                # A bounded read, so that a device file such as /dev/zero
+                # fails the check instead of filling memory.
+                raw = file.read(MAX_TERMS_BYTES + 1)
         except OSError as error:
             raise ConfigError(
-                f"portal.terms_file: cannot read {self.portal.terms_file}: "
-                f"{error.strerror}"
+                f"portal.terms_file: cannot read {path}: {error.strerror}; make "
+                "it readable by the user capport runs as, or correct the path"
+            ) from error
+        if len(raw) > MAX_TERMS_BYTES:
+            raise ConfigError(
+                f"portal.terms_file: {path} is larger than {MAX_TERMS_BYTES} "
+                "bytes; shorten the terms, or link to the full text"
+            )
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"portal.terms_file: {path} is not UTF-8 text (invalid byte "
+                f"0x{raw[error.start]:02x} at offset {error.start}); convert "
+                "it, for example with `iconv -f latin1 -t utf-8`"
             ) from error
 
 

@@ -1,8 +1,9 @@
 """`capport run`: the gateway daemon.
 
 Start-up order matters: everything that can reject the configuration runs
-before the first change to the host, and the firewall is reconciled with
-the store before any listener accepts a client.
+before the first change to the host (the store file and its lock included),
+and the firewall is reconciled with the store before any listener accepts a
+client.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def check(config: Config) -> None:
     check_tls_files(config)
     check_host(config)
     check_forwarding()
+    InstanceLock(config.store.path).check_free()
     check_listeners(config)
     settings_from_config(config)
     if config.admin.enabled:
@@ -103,9 +105,9 @@ def check(config: Config) -> None:
 
 def run(config: Config, config_path: Path | None = None) -> None:
     """Run the gateway until SIGTERM or SIGINT; SIGHUP reloads config_path."""
-    check_tls_files(config)
-    check_host(config)
-    check_forwarding()
+    # The checks bind and close every TCP listener, so a port in use stops
+    # the start before the store file, its lock or the firewall is created.
+    check(config)
     raise_file_limit(
         config.responder.max_connections
         + config.portal.max_connections
@@ -121,15 +123,10 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    lock = InstanceLock(config.store.path)
-    lock.acquire()
-    store = open_store(str(config.store.path), config.store.synchronous)
-    await store.open()
     async with contextlib.AsyncExitStack() as stack:
-        stack.callback(lock.release)
-        stack.push_async_callback(store.close)
-        # Every listener is bound before the firewall changes, so a port in
-        # use stops the start with nothing on the host changed.
+        # Every listener is bound, and the RA socket opened, before the store
+        # and the firewall change, so a port in use stops the start with
+        # nothing on the host changed.
         addresses = listen_addresses(config)
         portal_sockets = [
             bind_tcp(a, config.portal.port, "portal.port") for a in addresses
@@ -149,6 +146,12 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         advertiser = _open_advertiser(config)
         if advertiser is not None:
             stack.callback(advertiser.close)
+        lock = InstanceLock(config.store.path)
+        lock.acquire()
+        stack.callback(lock.release)
+        store = open_store(str(config.store.path), config.store.synchronous)
+        await store.open()
+        stack.push_async_callback(store.close)
         secret = await store.secret()
         signer = TokenSigner(secret, config.session.token_lifetime)
         enforcer = NftablesEnforcer.from_config(config)
@@ -367,6 +370,8 @@ class _Reloader:
         self._enforcer = enforcer
         self._signer = signer
         self._running: asyncio.Task[None] | None = None
+        # Set once a reload has begun to rebuild the firewall with new keys.
+        self._rebuilding = False
 
     def schedule(self) -> None:
         if self._running is None or self._running.done():
@@ -378,6 +383,34 @@ class _Reloader:
 
     async def _reload(self) -> None:
         log.info("Reloading the configuration from %s.", self._path)
+        self._rebuilding = False
+        try:
+            await self._load_and_apply()
+        except Exception as error:
+            # Nothing awaits this task, so an error not caught below would
+            # otherwise surface only when asyncio collects the task.
+            log.error(
+                "Reload failed; the running configuration is kept: %r",
+                error,
+                exc_info=True,
+            )
+            self._apply_settings(self._config)
+            if self._rebuilding:
+                await self._rebuild_running()
+
+    async def _rebuild_running(self) -> None:
+        """Rebuild the firewall with the running configuration's keys."""
+        try:
+            await self._gateway.start()
+        except Exception as error:
+            log.error(
+                "Rebuilding the firewall with the running configuration failed: "
+                "%r; restart capport to reconcile it with the store",
+                error,
+                exc_info=True,
+            )
+
+    async def _load_and_apply(self) -> None:
         try:
             new = load_config(self._path)
         except CapportError as error:
@@ -393,6 +426,7 @@ class _Reloader:
         # start() loads the MAC lists again. Sessions already granted keep
         # the limits they were granted with.
         self._set_configured_macs(applied)
+        self._rebuilding = True
         try:
             await self._gateway.start()
         except CapportError as error:
@@ -405,12 +439,7 @@ class _Reloader:
             )
             return
 
-        self._gateway.set_session_duration(applied.session.duration)
-        self._gateway.set_device_limit_policy(applied.auth.device_limit_policy)
-        self._gateway.set_defaults(
-            configured_entitlement(applied.session, GRANT_METHOD)
-        )
-        self._signer.lifetime = applied.session.token_lifetime
+        self._apply_settings(applied)
         try:
             configure_logging(applied.log)
         except CapportError as error:
@@ -428,3 +457,16 @@ class _Reloader:
             )
         self._config = applied
         log.info("Configuration reloaded.")
+
+    def _apply_settings(self, config: Config) -> None:
+        """Set the live settings of the gateway, the firewall and the signer.
+
+        The ruleset in the kernel changes only when the gateway's start()
+        rebuilds it.
+        """
+        self._enforcer.spec = RulesetSpec.from_config(config)
+        self._set_configured_macs(config)
+        self._gateway.set_session_duration(config.session.duration)
+        self._gateway.set_device_limit_policy(config.auth.device_limit_policy)
+        self._gateway.set_defaults(configured_entitlement(config.session, GRANT_METHOD))
+        self._signer.lifetime = config.session.token_lifetime

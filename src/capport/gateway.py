@@ -288,8 +288,15 @@ class Gateway:
                 blocked = self.is_blocked(session.device.mac)
                 if remaining <= 0 or blocked:
                     reason = EndReason.BLOCKED if blocked else EndReason.EXPIRED
-                    await self._store.end_session(session.id, reason, now)
-                    ended.append((session, reason))
+                    # A session that ran out while the daemon was down ends
+                    # at its expiry, so its record does not count the downtime.
+                    ended_at = now
+                    if remaining <= 0:
+                        ended_at = accounting.expiry_time(
+                            session.expires_at, terms, *clocks_now
+                        )
+                    closed = await self._store.end_session(session.id, reason, ended_at)
+                    ended.append((closed or session, reason))
                 else:
                     live.append((session, remaining))
                     live_terms[session.id] = terms

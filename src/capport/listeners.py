@@ -89,11 +89,29 @@ class InstanceLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise ConfigError(
-                f"store.path: another capport is already running with the store "
-                f"{self.path.with_suffix('')} (lock {self.path} is held)"
-            ) from None
+            raise self._held() from None
         self._fd = fd
+
+    def check_free(self) -> None:
+        """Raise ConfigError if another process holds the lock; create nothing."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            # Without a lock file no capport runs on this store. A file this
+            # user cannot open is left to acquire(), which names the reason.
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise self._held() from None
+        finally:
+            os.close(fd)
+
+    def _held(self) -> ConfigError:
+        return ConfigError(
+            f"store.path: another capport is already running with the store "
+            f"{self.path.with_suffix('')} (lock {self.path} is held)"
+        )
 
     def release(self) -> None:
         if self._fd is not None:

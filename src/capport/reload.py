@@ -1,7 +1,10 @@
 """The configuration keys a reload (SIGHUP) can apply to a running gateway.
 
-Listeners, the store and the portal's pages are built once at start, so a
-change to their keys needs a restart. Everything else is applied in place.
+Only the keys in LIVE_KEYS change on reload. Every other key needs a
+restart, because the parts that read it (listeners, the store, the
+portal's pages, the probe table, the walled garden, RADIUS, the
+accounting loop) are built once at start. The README's reload table
+lists the same keys.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from typing import Any
 
 from capport.config import Config
 
-# Keys whose new value takes effect on reload, by section.
+# Keys whose new value takes effect on reload, by section. The session
+# limits apply to sessions granted from then on, not to existing ones.
 LIVE_KEYS = {
     "session": {
         "duration",

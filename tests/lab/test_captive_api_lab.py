@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from clients import capport
 
 from capport.lab import Lab, down, up
 from capport.lab.demo import parse_curl_output
@@ -128,6 +129,26 @@ def test_api_after_login_is_not_captive(tls_lab: Lab) -> None:
     assert document["captive"] is False
     assert document["user-portal-url"] == PORTAL
     assert document["venue-info-url"] == VENUE
+
+
+def _change_mac_list(lab: Lab, command: str, role: str) -> None:
+    result = capport(command, lab.macs[role], "--socket", str(lab.control_socket))
+    assert result.returncode == 0, result.stderr
+
+
+def test_trusted_mac_is_told_online(tls_lab: Lab) -> None:
+    _change_mac_list(tls_lab, "trust", "c1")
+    try:
+        document = api_json(tls_lab, "c1")
+        splash = curl(tls_lab, "c1", PORTAL)
+    finally:
+        _change_mac_list(tls_lab, "untrust", "c1")
+    assert document["captive"] is False
+    assert "seconds-remaining" not in document
+    assert splash.status == 200
+    assert "This device does not need to sign in." in splash.body
+    assert 'action="/accept"' not in splash.body
+    assert api_json(tls_lab, "c1")["captive"] is True
 
 
 def test_api_seconds_remaining_counts_down(tls_lab: Lab) -> None:

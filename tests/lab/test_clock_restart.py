@@ -5,6 +5,9 @@ store instead, while the gateway is stopped: a session stored an hour
 earlier than it was is what a gateway sees after its clock jumped an hour
 forward, and the other way round. The boot clock, which the gateway also
 stores, is untouched, and it decides.
+
+A session that ran out while the gateway was stopped ends, by the same
+clocks, at its expiry rather than at the restart.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 
 import pytest
 from clients import clients_json, is_online, kernel_elements, log_in, store_sessions
+from netns import wait_until
 
 from capport.lab import Lab
 
@@ -70,3 +74,34 @@ def test_store_agrees_with_kernel_after_clock_jump(
     assert set(stored) == {key}
     assert abs(kernel[key] - (stored[key] - time.time())) <= 2
     assert kernel[key] <= SESSION_SECONDS
+
+
+SHORT_SESSION_SECONDS = 5
+
+
+def _ended_rows(lab: Lab, table: str) -> list[tuple[float, float, str]]:
+    """Return (started_at, ended_at, end_reason) of the ended rows of table."""
+    uri = f"file:{lab.store_path}?mode=ro"
+    with sqlite3.connect(uri, uri=True, timeout=5) as db:
+        rows = db.execute(
+            f"SELECT started_at, ended_at, end_reason FROM {table} "
+            "WHERE ended_at IS NOT NULL"
+        ).fetchall()
+    db.close()
+    return rows
+
+
+@pytest.mark.lab_config(session_duration=SHORT_SESSION_SECONDS)
+def test_expired_while_down_ends_at_expiry(fresh_lab: Lab) -> None:
+    log_in(fresh_lab, "c1")
+    fresh_lab.stop_gateway()
+    time.sleep(SHORT_SESSION_SECONDS + 5)
+    fresh_lab.start_gateway()
+
+    (session,) = _ended_rows(fresh_lab, "sessions")
+    assert session[2] == "expired"
+    assert session[1] - session[0] == pytest.approx(SHORT_SESSION_SECONDS, abs=1)
+    assert wait_until(lambda: _ended_rows(fresh_lab, "accounting") != [], 5)
+    (record,) = _ended_rows(fresh_lab, "accounting")
+    assert record[2] == "expired"
+    assert record[1] == pytest.approx(session[1])

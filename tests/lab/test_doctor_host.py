@@ -9,6 +9,7 @@ namespace is deleted afterwards, even when the test fails.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import os
 import subprocess
 import sys
@@ -203,6 +204,24 @@ def test_port_in_use_fails(host: Namespace, tmp_path: Path) -> None:
     assert code == 1
     assert status_of(lines, "ports") == "fail"
     assert f"portal.port {PORTAL}:80" in lines["ports"]
+
+
+def test_absent_address_not_running_capport(host: Namespace, tmp_path: Path) -> None:
+    # A capport elsewhere holds the store's lock, as when the doctor runs
+    # in the host namespace and the gateway in its own.
+    config = write_config(tmp_path, portal={"address": "192.0.2.99"})
+    lock_path = tmp_path / "state" / "capport.db.lock"
+    lock_path.parent.mkdir()
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, lines = doctor(host, config)
+    finally:
+        os.close(fd)
+    assert code == 1
+    assert status_of(lines, "ports") == "fail"
+    assert "192.0.2.99 is not an address in this network namespace" in lines["ports"]
+    assert "running capport" not in lines["ports"]
 
 
 def test_expired_certificate_fails(host: Namespace, tmp_path: Path) -> None:

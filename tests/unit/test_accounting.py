@@ -12,6 +12,7 @@ from capport.accounting import (
     carried_total,
     configured_entitlement,
     exhausted_quota,
+    expiry_time,
     is_idle,
     remaining_seconds,
     terms_for,
@@ -197,6 +198,36 @@ def test_remaining_of_infinite_deadline_is_zero() -> None:
     terms = SessionTerms(boot_id="boot-1", boot_deadline=math.inf)
 
     assert remaining(terms, 1100.0, boot_now=200.0) == 0.0
+
+
+def expiry(terms: SessionTerms, wall_now: float, boot_now: float) -> float:
+    return expiry_time(
+        expires_at=1600.0,
+        terms=terms,
+        wall_now=wall_now,
+        boot_now=boot_now,
+        boot_id="boot-1",
+    )
+
+
+def test_expiry_same_boot_from_boot_deadline() -> None:
+    # The wall clock was set back an hour, and by the boot clock the session
+    # ran out 45 s ago.
+    assert expiry(SAME_BOOT, 1645.0 - 3600, boot_now=745.0) == 1600.0 - 3600
+
+
+def test_expiry_other_boot_at_stored_expiry() -> None:
+    assert expiry(OTHER_BOOT, 1645.0, boot_now=5.0) == 1600.0
+
+
+def test_expiry_never_after_now() -> None:
+    assert expiry(SAME_BOOT, 1645.0, boot_now=690.0) == 1645.0
+
+
+def test_expiry_of_infinite_deadline_is_now() -> None:
+    terms = SessionTerms(boot_id="boot-1", boot_deadline=math.inf)
+
+    assert expiry(terms, 1645.0, boot_now=745.0) == 1645.0
 
 
 # Entitlements

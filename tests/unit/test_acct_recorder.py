@@ -28,13 +28,20 @@ class Clock:
     def __init__(self) -> None:
         self.wall = 1_000_000.0
         self.mono = 50.0
+        self.boot = 500.0
 
     def clocks(self) -> Clocks:
-        return Clocks(wall=lambda: self.wall, monotonic=lambda: self.mono)
+        return Clocks(
+            wall=lambda: self.wall,
+            monotonic=lambda: self.mono,
+            boot=lambda: self.boot,
+            boot_id=lambda: "boot-1",
+        )
 
     def advance(self, seconds: float) -> None:
         self.wall += seconds
         self.mono += seconds
+        self.boot += seconds
 
 
 class Counters:
@@ -118,6 +125,25 @@ def test_expired_session_recorded(tmp_path: Path) -> None:
 
     [record] = run(tmp_path, scenario)
     assert record.end_reason == "expired"
+
+
+def test_expired_while_down_ends_at_expiry(tmp_path: Path) -> None:
+    async def main() -> list[AccountingRecord]:
+        first = Bench(tmp_path)
+        await first.open()
+        await first.gateway.grant(A, "click-through")
+        await first.close()
+        second = Bench(tmp_path)
+        second.clock.advance(645)
+        await second.open()
+        try:
+            return await second.records()
+        finally:
+            await second.close()
+
+    [record] = asyncio.run(main())
+    assert record.end_reason == "expired"
+    assert record.duration == 600
 
 
 def test_pass_bytes_kept_after_kernel_drop(tmp_path: Path) -> None:

@@ -81,7 +81,9 @@ def make_config(**api: Any) -> Any:
 
 
 @pytest.fixture
-def portal() -> Iterator[Portal]:
+def portal(request: pytest.FixtureRequest) -> Iterator[Portal]:
+    # Tests may pass [api] settings with indirect parametrization.
+    api_settings = getattr(request, "param", {})
     store = SQLiteStore(":memory:")
     clock = FakeClock()
     neighbours = MemoryNeighbours({ip_address(CLIENT_IP): CLIENT_MAC})
@@ -93,7 +95,8 @@ def portal() -> Iterator[Portal]:
         clocks=Clocks(wall=clock, monotonic=clock),
     )
     signer = TokenSigner(b"api-test-secret-api-test-secret-0", lifetime=900.0)
-    app = create_portal_app(gateway, signer, make_config(), b"api-secret-" * 3)
+    config = make_config(**api_settings)
+    app = create_portal_app(gateway, signer, config, b"api-secret-" * 3)
     with TestClient(
         app,
         base_url="https://portal.example",
@@ -207,6 +210,32 @@ def test_api_after_login_is_not_captive(portal: Portal) -> None:
     assert body["seconds-remaining"] == 600
 
 
+def test_api_trusted_mac_is_not_captive(portal: Portal) -> None:
+    assert portal.client.portal is not None
+    portal.client.portal.call(portal.gateway.change_mac_list, CLIENT_MAC, "trust")
+    body = portal.api().json()
+    assert body["captive"] is False
+    assert body["user-portal-url"] == PORTAL_URL
+    assert body["can-extend-session"] is False
+    assert "seconds-remaining" not in body
+    assert "bytes-remaining" not in body
+
+
+@pytest.mark.parametrize("portal", [{"can_extend_session": True}], indirect=True)
+def test_api_trusted_mac_cannot_extend(portal: Portal) -> None:
+    assert portal.client.portal is not None
+    portal.client.portal.call(portal.gateway.change_mac_list, CLIENT_MAC, "trust")
+    assert portal.api().json()["can-extend-session"] is False
+    portal.log_in()
+    assert portal.api().json()["can-extend-session"] is True
+
+
+def test_api_blocked_mac_is_captive(portal: Portal) -> None:
+    assert portal.client.portal is not None
+    portal.client.portal.call(portal.gateway.change_mac_list, CLIENT_MAC, "block")
+    assert portal.api().json()["captive"] is True
+
+
 def test_api_seconds_remaining_counts_down(portal: Portal) -> None:
     portal.log_in()
     first = portal.api().json()["seconds-remaining"]
@@ -285,6 +314,14 @@ def test_portal_redirects_apple_probe_before_login(portal: Portal) -> None:
 
 def test_portal_answers_apple_probe_after_login(portal: Portal) -> None:
     portal.log_in()
+    response = apple_probe(portal)
+    assert response.status_code == 200
+    assert response.content == APPLE_SUCCESS.encode()
+
+
+def test_portal_answers_apple_probe_of_trusted_mac(portal: Portal) -> None:
+    assert portal.client.portal is not None
+    portal.client.portal.call(portal.gateway.change_mac_list, CLIENT_MAC, "trust")
     response = apple_probe(portal)
     assert response.status_code == 200
     assert response.content == APPLE_SUCCESS.encode()

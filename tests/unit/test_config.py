@@ -93,6 +93,30 @@ def test_unreadable_terms_file_named(tmp_path: Path) -> None:
         parse_config(document)
 
 
+def test_terms_file_directory_named() -> None:
+    document = {**MINIMAL, "portal": {"address": "192.0.2.1", "terms_file": "/"}}
+    with pytest.raises(ConfigError, match=r"portal\.terms_file: cannot read /: "):
+        parse_config(document)
+
+
+def test_terms_file_device_rejected() -> None:
+    terms = {"address": "192.0.2.1", "terms_file": "/dev/zero"}
+    with pytest.raises(ConfigError, match=r"/dev/zero is larger than 1048576 bytes"):
+        parse_config({**MINIMAL, "portal": terms})
+
+
+def test_terms_file_not_utf8_named(tmp_path: Path) -> None:
+    terms = tmp_path / "terms.txt"
+    terms.write_bytes("Caf\u00e9 terms".encode("latin-1"))
+    document = {**MINIMAL, "portal": {"address": "192.0.2.1", "terms_file": str(terms)}}
+
+    with pytest.raises(ConfigError) as raised:
+        parse_config(document)
+    message = str(raised.value)
+    assert message.startswith(f"portal.terms_file: {terms} is not UTF-8 text")
+    assert "0xe9 at offset 3" in message
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [(90, 90), (1.5, 1.5), ("90s", 90), ("15m", 900), ("1h", 3600), ("2d", 172800)],

@@ -1,6 +1,7 @@
 """Grants, revocations, expiry and reconciliation in the control plane."""
 
 import asyncio
+import sqlite3
 from ipaddress import ip_address
 
 import pytest
@@ -133,6 +134,35 @@ def test_restart_ends_sessions_that_ran_out(tmp_path) -> None:
 
     assert asyncio.run(second_run()) == []
     assert enforcer.devices == {}
+
+
+def test_restart_ends_expired_at_expiry(tmp_path) -> None:
+    clock = FakeClock()
+    gateway, store, _, _ = build(tmp_path, clock)
+
+    async def first_run() -> None:
+        await store.open()
+        await gateway.start()
+        await gateway.grant(A, "click-through")
+        await store.close()
+
+    asyncio.run(first_run())
+    granted_at = clock.wall_time
+    clock.advance(645)
+    gateway, store, _, _ = build(tmp_path, clock)
+
+    async def second_run() -> None:
+        await store.open()
+        await gateway.start()
+        await store.close()
+
+    asyncio.run(second_run())
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        [(ended_at, reason)] = db.execute(
+            "SELECT ended_at, end_reason FROM sessions"
+        ).fetchall()
+    assert reason == EndReason.EXPIRED
+    assert ended_at == pytest.approx(granted_at + 600)
 
 
 def test_expiry_uses_monotonic_clock(tmp_path) -> None:

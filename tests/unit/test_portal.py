@@ -381,6 +381,36 @@ def test_status_when_signed_out_links_to_splash(portal: Portal) -> None:
     assert 'href="/"' in response.text
 
 
+def test_splash_for_trusted_mac_says_online(portal: Portal) -> None:
+    portal.call(portal.gateway.change_mac_list, CLIENT_MAC, "trust")
+    response = portal.client.get("/")
+    assert response.status_code == 200
+    assert "This device does not need to sign in." in response.text
+    assert CLIENT_MAC in response.text
+    assert 'action="/accept"' not in response.text
+
+
+def test_splash_for_trusted_mac_offers_return(portal: Portal) -> None:
+    portal.call(portal.gateway.change_mac_list, CLIENT_MAC, "trust")
+    token = portal.signer.sign(CAPTURED_URL)
+    html = portal.client.get("/", params={"t": token}).text
+    assert 'href="http://example.com/news?page=2"' in html
+
+
+def test_status_for_trusted_mac_says_online(portal: Portal) -> None:
+    portal.call(portal.gateway.change_mac_list, CLIENT_MAC, "trust")
+    html = portal.client.get("/status").text
+    assert "This device does not need to sign in." in html
+    assert "You are not signed in." not in html
+
+
+def test_status_for_untrusted_mac_is_signed_out(portal: Portal) -> None:
+    portal.call(portal.gateway.change_mac_list, CLIENT_MAC, "trust")
+    portal.call(portal.gateway.change_mac_list, CLIENT_MAC, "untrust")
+    html = portal.client.get("/status").text
+    assert "You are not signed in." in html
+
+
 # Logout
 
 

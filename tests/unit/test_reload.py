@@ -1,7 +1,12 @@
 """Which configuration changes a reload applies."""
 
+import re
+from pathlib import Path
+
 from capport.config import parse_config
-from capport.reload import changed_keys, merged, restart_keys
+from capport.reload import LIVE_KEYS, changed_keys, merged, restart_keys
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 BASE = {"gateway": {"interface": "lan0"}, "portal": {"address": "192.0.2.1"}}
 
@@ -40,3 +45,26 @@ def test_firewall_ports_are_live() -> None:
     new = parse_config(with_changes(firewall={"allow_tcp_ports": [22]}))
     assert restart_keys(old, new) == []
     assert merged(old, new).firewall.allow_tcp_ports == (22,)
+
+
+def test_accounting_interval_needs_restart() -> None:
+    old = parse_config(BASE)
+    new = parse_config(with_changes(session={"accounting_interval": "10s"}))
+    assert restart_keys(old, new) == ["session.accounting_interval"]
+    assert merged(old, new).session.accounting_interval == 30
+
+
+def test_probes_need_restart() -> None:
+    old = parse_config(BASE)
+    probe = {"host": "probe.example", "path": "/check"}
+    new = parse_config({**BASE, "probes": [probe]})
+    assert restart_keys(old, new) == ["probes"]
+
+
+def test_readme_reload_table_lists_live_keys() -> None:
+    text = README.read_text()
+    start = text.index("| keys | what the reload changes |")
+    table = text[start : text.index("\n\n", start)]
+    listed = set(re.findall(r"`([a-z_]+\.[a-z_]+)`", table))
+    live = {f"{section}.{key}" for section, keys in LIVE_KEYS.items() for key in keys}
+    assert listed == live

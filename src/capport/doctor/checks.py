@@ -14,6 +14,7 @@ import errno
 import fcntl
 import os
 import resource
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +25,12 @@ from capport.config import Config
 from capport.doctor import sockets
 from capport.doctor.report import Check
 from capport.errors import ConfigError
-from capport.listeners import FILE_LIMIT_MARGIN, bind_tcp, check_forwarding, tcp_ports
+from capport.listeners import (
+    FILE_LIMIT_MARGIN,
+    check_forwarding,
+    listen_addresses,
+    tcp_ports,
+)
 
 # A certificate that ends sooner than this gets a warning, so there is time
 # to renew it before guests' devices reject the portal.
@@ -91,19 +97,44 @@ def check_interface(config: Config) -> Check:
 def check_ports(config: Config) -> Check:
     """Check that every listening port is free or taken by the running capport."""
     listeners = [
-        (str(config.portal.address), port, key)
+        (address, port, key)
+        for address in listen_addresses(config)
         for key, port in tcp_ports(config).items()
     ]
     if config.admin.enabled:
         listeners.append((str(config.admin.address), config.admin.port, "admin.port"))
-    busy = []
+    found: dict[int, list[str]] = {}
+    absent: list[str] = []
     for address, port, key in listeners:
-        try:
-            bind_tcp(address, port, key).close()
-        except ConfigError:
-            busy.append(f"{key} {address}:{port}")
-    listed = ", ".join(f"{address}:{port}" for address, port, _ in listeners)
+        error = _bind_error(address, port)
+        if error == errno.EADDRNOTAVAIL:
+            if address not in absent:
+                absent.append(address)
+        elif error is not None:
+            found.setdefault(error, []).append(f"{key} {address}:{port}")
+    if absent:
+        # The namespace lacks the address, so a capport that holds the
+        # store's lock runs in another namespace and these ports are not its.
+        return Check.fail(
+            "ports",
+            f"{', '.join(absent)} is not an address in this network namespace, "
+            "so the gateway cannot listen on it here",
+            "run capport doctor in the gateway's network namespace "
+            "(ip netns exec NAME capport doctor), or correct the address key",
+        )
+    busy = found.pop(errno.EADDRINUSE, [])
+    if found:
+        problems = [
+            f"{', '.join(labels)}: {os.strerror(error)}"
+            for error, labels in found.items()
+        ]
+        return Check.fail(
+            "ports",
+            f"cannot listen on {'; '.join(problems)}",
+            "run as root or with CAP_NET_BIND_SERVICE, or change the key",
+        )
     if not busy:
+        listed = ", ".join(f"{address}:{port}" for address, port, _ in listeners)
         return Check.ok("ports", f"free: {listed}")
     if store_locked(config.store.path):
         return Check.ok("ports", f"in use by the running capport: {', '.join(busy)}")
@@ -112,6 +143,19 @@ def check_ports(config: Config) -> Check:
         f"in use by another program: {', '.join(busy)}",
         "stop that program (`ss -ltnp` names it) or change the key",
     )
+
+
+def _bind_error(address: str, port: int) -> int | None:
+    """Bind and listen on address and port as the daemon does; return the errno."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+            sock.listen(1)
+        except OSError as error:
+            return error.errno
+    return None
 
 
 def check_certificate(config: Config, now: datetime.datetime | None = None) -> Check:

@@ -136,18 +136,24 @@ class CaptiveApi:
 
     def _document(self, request: Request) -> dict[str, Any]:
         session = None
+        trusted = False
         try:
             device = self._gateway.identify(client_address(request))
             session = self._gateway.session_for(device)
+            # The firewall lets a trusted MAC through with no session, and
+            # mac_lists.trusted never contains a blocked MAC.
+            trusted = device.mac in self._gateway.mac_lists.trusted
         except DeviceNotFound as error:
             # A device the kernel has no neighbour entry for cannot have
             # logged in, so it is captive.
             log.debug("Captive Portal API: %s; responding captive.", error)
         return api_document(
-            captive=session is None,
+            captive=session is None and not trusted,
             user_portal_url=self._user_portal_url,
             venue_info_url=self._settings.venue_info_url,
-            can_extend_session=self._settings.can_extend_session,
+            # A trusted device without a session has nothing to extend.
+            can_extend_session=self._settings.can_extend_session
+            and session is not None,
             seconds_remaining=(
                 None if session is None else self._gateway.remaining(session)
             ),

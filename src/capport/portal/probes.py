@@ -62,10 +62,13 @@ class ProbeMiddleware:
         return None
 
     def _is_logged_in(self, request: Request) -> bool:
+        """Tell whether the device is online: it has a session or a trusted MAC."""
         try:
             device = self._gateway.identify(client_address(request))
         except DeviceNotFound:
             return False
+        if device.mac in self._gateway.mac_lists.trusted:
+            return True
         return self._gateway.session_for(device) is not None
 
     def _before_login(self, probe: ProbeEntry, url: str) -> Response:

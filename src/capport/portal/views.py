@@ -100,6 +100,8 @@ class PortalViews:
             return self._status_page(device, session, return_url)
         if self._gateway.is_blocked(device.mac):
             return self._blocked_page(device)
+        if self._is_trusted(device):
+            return self._trusted_page(device, return_url)
         if self._gateway.mac_conflict(device) is not None:
             return self._conflict_page()
         rejected = "t" in request.query_params and return_url is None
@@ -109,6 +111,8 @@ class PortalViews:
         """Show the device's session, or a link to the splash page."""
         device = self._gateway.identify(client_address(request))
         session = self._gateway.session_for(device)
+        if session is None and self._is_trusted(device):
+            return self._trusted_page(device, None)
         return self._status_page(device, session, None)
 
     async def logout(self, request: Request) -> Response:
@@ -180,6 +184,19 @@ class PortalViews:
 
     def _blocked_page(self, device: Device) -> Response:
         return self._pages.render("blocked.html", status_code=403, mac=device.mac)
+
+    def _is_trusted(self, device: Device) -> bool:
+        return device.mac in self._gateway.mac_lists.trusted
+
+    def _trusted_page(self, device: Device, return_url: str | None) -> Response:
+        # The firewall accepts a trusted MAC before any session check, so
+        # the device is online without signing in.
+        return self._pages.render(
+            "trusted.html",
+            mac=device.mac,
+            return_url=return_url,
+            return_host=_host_of(return_url),
+        )
 
     async def _read_checked_form(
         self, request: Request, address: IPAddress

@@ -1,0 +1,103 @@
+"""`capport run` in a throwaway namespace: a start that fails leaves no store.
+
+The namespace has a bridge as LAN interface with the portal address and
+forwarding on, so the host checks pass and the start fails on a port that
+a test listener holds, or on the socket for router advertisements. The
+namespace is deleted afterwards, even when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from netns import Namespace, remove_stale_namespaces
+
+from capport.lab.labconfig import render_toml
+
+pytestmark = pytest.mark.lab
+
+PORTAL = "192.0.2.1"
+
+
+@pytest.fixture
+def host() -> Iterator[Namespace]:
+    """A namespace with a bridge lan0 at 192.0.2.1/24 and IPv4 forwarding on."""
+    if os.geteuid() != 0:
+        pytest.skip("the start tests need root to create network namespaces")
+    remove_stale_namespaces()
+    namespace = Namespace.create("start")
+    try:
+        namespace.ip("link", "add", "lan0", "type", "bridge")
+        namespace.ip("address", "add", f"{PORTAL}/24", "dev", "lan0")
+        namespace.ip("link", "set", "lan0", "up")
+        namespace.sysctl("net.ipv4.ip_forward", "1")
+        yield namespace
+    finally:
+        namespace.delete()
+
+
+def write_config(directory: Path, **sections: dict[str, object]) -> Path:
+    document: dict[str, dict[str, object]] = {
+        "gateway": {"interface": "lan0"},
+        "portal": {"address": PORTAL},
+        "store": {"path": str(directory / "state" / "other.db")},
+        "control": {"socket": str(directory / "control.sock")},
+        "firewall": {"table": "capstart"},
+        **sections,
+    }
+    path = directory / "other.toml"
+    path.write_text(render_toml(document))
+    return path
+
+
+def run_gateway(host: Namespace, config: Path) -> subprocess.CompletedProcess[str]:
+    argv = ["ip", "netns", "exec", host.name, sys.executable, "-m", "capport"]
+    return subprocess.run(
+        [*argv, "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "address", "port"),
+    [
+        ("portal.port", PORTAL, 80),
+        ("responder.port", PORTAL, 8511),
+        ("admin.port", "127.0.0.1", 8512),
+    ],
+)
+def test_port_in_use_creates_no_store(
+    host: Namespace, tmp_path: Path, key: str, address: str, port: int
+) -> None:
+    config = write_config(tmp_path)
+    with host.entered():
+        host.ip("link", "set", "lo", "up")
+        listener = socket.create_server((address, port))
+    try:
+        result = run_gateway(host, config)
+    finally:
+        listener.close()
+    assert result.returncode == 1, result.stderr
+    assert f"{key}: {address}:{port} is already in use" in result.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_router_advertisement_failure_creates_no_store(
+    host: Namespace, tmp_path: Path
+) -> None:
+    # A bridge without ports has no carrier, so its IPv6 link-local address
+    # stays tentative and the RA socket cannot bind to it.
+    config = write_config(tmp_path, provisioning={"ra_captive_portal": True})
+    result = run_gateway(host, config)
+    assert result.returncode == 1, result.stderr
+    assert "provisioning.ra_captive_portal" in result.stderr
+    assert not (tmp_path / "state").exists()
