@@ -393,6 +393,7 @@ class _Reloader:
                 "Reload failed; the running configuration is kept: %r",
                 error,
                 exc_info=True,
+                extra=ALWAYS_LOG,
             )
             self._apply_settings(self._config)
             if self._rebuilding:
@@ -408,6 +409,7 @@ class _Reloader:
                 "%r; restart capport to reconcile it with the store",
                 error,
                 exc_info=True,
+                extra=ALWAYS_LOG,
             )
 
     async def _load_and_apply(self) -> None:
