@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 from collections.abc import Coroutine
@@ -294,10 +295,19 @@ def _open_advertiser(config: Config) -> RouterAdvertiser | None:
     except OSError as error:
         raise ConfigError(
             f"provisioning.ra_captive_portal: cannot open a raw ICMPv6 socket "
-            f"on {settings.interface}: {error.strerror}; run as root (or with "
-            "CAP_NET_RAW) or set provisioning.ra_captive_portal = false"
+            f"on {settings.interface}: {error.strerror}; {_advertiser_fix(error)} "
+            "or set provisioning.ra_captive_portal = false"
         ) from None
     return advertiser
+
+
+def _advertiser_fix(error: OSError) -> str:
+    if error.errno == errno.EADDRNOTAVAIL:
+        return (
+            "its link-local address is still tentative (duplicate address "
+            "detection has not finished or found a duplicate, see `ip -6 addr`)"
+        )
+    return "run as root (or with CAP_NET_RAW)"
 
 
 def _watch_neighbours(gateway: Gateway, index: int) -> NeighbourEvents:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
 import socket
@@ -55,6 +56,12 @@ _OTHER_CONFIG_FLAG = 0x40
 ICMP6_FILTER = 1
 _LINK_SCOPE = 0x20
 _IF_INET6 = Path("/proc/net/if_inet6")
+
+# A new link-local address stays tentative while duplicate address
+# detection runs (1 s with Linux's defaults, RFC 4862 section 5.4), and
+# binding to it fails with EADDRNOTAVAIL until then. A gateway started with
+# its interface waits this long for the address.
+TENTATIVE_WAIT_SECONDS = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,11 +205,23 @@ def open_socket(interface: str) -> tuple[socket.socket, IPv6Address, int]:
     sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
     try:
         _configure(sock, interface, index)
-        sock.bind((str(source), 0, 0, index))
+        _bind_when_ready(sock, source, index)
     except OSError:
         sock.close()
         raise
     return sock, source, index
+
+
+def _bind_when_ready(sock: socket.socket, source: IPv6Address, index: int) -> None:
+    deadline = time.monotonic() + TENTATIVE_WAIT_SECONDS
+    while True:
+        try:
+            sock.bind((str(source), 0, 0, index))
+            return
+        except OSError as error:
+            if error.errno != errno.EADDRNOTAVAIL or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
 
 
 def _configure(sock: socket.socket, interface: str, index: int) -> None:
