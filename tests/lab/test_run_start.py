@@ -94,10 +94,14 @@ def test_port_in_use_creates_no_store(
 def test_router_advertisement_failure_creates_no_store(
     host: Namespace, tmp_path: Path
 ) -> None:
-    # A bridge without ports has no carrier, so its IPv6 link-local address
-    # stays tentative and the RA socket cannot bind to it.
+    # With 100 probes, one a second, duplicate address detection keeps the
+    # new link-local address tentative for longer than the RA socket waits.
+    host.sysctl("net.ipv6.conf.lan0.dad_transmits", "100")
+    host.ip("link", "set", "lan0", "down")
+    host.ip("link", "set", "lan0", "up")
     config = write_config(tmp_path, provisioning={"ra_captive_portal": True})
     result = run_gateway(host, config)
     assert result.returncode == 1, result.stderr
     assert "provisioning.ra_captive_portal" in result.stderr
+    assert "still tentative" in result.stderr
     assert not (tmp_path / "state").exists()
