@@ -24,6 +24,7 @@ from typing import Any
 
 import nftables
 
+from capport import heap
 from capport.config import Config
 from capport.enforce import limits, listing, lists, nftsyntax, ruleset
 from capport.enforce.base import DeviceUsage, Grant, IPNetwork
@@ -328,9 +329,33 @@ class NftablesEnforcer:
         return states
 
     def exists(self) -> bool:
-        """Tell whether the table is in the kernel."""
-        output = self.apply(ruleset.list_tables_document(), "listing the inet tables")
-        return ruleset.has_table(output, self.spec.table)
+        """Tell whether the table is in the kernel, by listing its small trusted set.
+
+        libnftables 1.0.6 fetches every set element for `list tables`, which
+        took 2 s and 390 MB with 100,000 sessions; a `list set` fetches only
+        that set's elements.
+        """
+        command = f"list set {ruleset.FAMILY} {self.spec.table} {lists.TRUSTED}"
+        with self._lock:
+            status, _, error = self._text.cmd(command)
+        if status == 0:
+            return True
+        if "No such file or directory" in error:
+            return False
+        raise EnforcementError(
+            f"checking whether {self._table} exists failed: {_error_text(error)}"
+        )
+
+    def _release_cache(self) -> None:
+        """Free the copy of the table that libnftables keeps after a listing.
+
+        A libnftables 1.0.6 context keeps the elements it fetched until a
+        command needs a different cache: after listing 100,000 sessions that
+        is 150 MB of C heap. A `list set` of the small trusted set replaces
+        it, and takes milliseconds. The caller holds the lock.
+        """
+        self._text.cmd(f"list set {ruleset.FAMILY} {self.spec.table} {lists.TRUSTED}")
+        heap.release_free_memory()
 
     # Running documents
 
@@ -343,9 +368,15 @@ class NftablesEnforcer:
             return _run(self._nft, document, action)
 
     def apply_text(self, buffer: str, action: str) -> str:
-        """Run a buffer in nft's text syntax as one transaction; return its output."""
+        """Run a buffer in nft's text syntax as one transaction; return its output.
+
+        The cache libnftables built for the buffer is freed afterwards.
+        """
         with self._lock, NFTABLES_TRANSACTION_SECONDS.time():
-            return _run_text(self._text, buffer, action)
+            try:
+                return _run_text(self._text, buffer, action)
+            finally:
+                self._release_cache()
 
     def close(self) -> None:
         self._conntrack.close()
