@@ -271,9 +271,14 @@ class Gateway:
             await self._load_mac_lists()
             now = self._clocks.wall()
             clocks_now = (now, self._clocks.boot(), self._clocks.boot_id())
-            active = await self._store.active_sessions()
-            stored = await self._store.session_terms([s.id for s in active])
-            kernel = self._previous_usage()
+            # Listing the old table is mostly libnftables and kernel time
+            # outside the GIL, so it runs in a thread while the store reads.
+            listing = asyncio.create_task(asyncio.to_thread(self._previous_usage))
+            try:
+                active = await self._store.active_sessions()
+                stored = await self._store.session_terms([s.id for s in active])
+            finally:
+                kernel = await listing
             live: list[tuple[Session, float]] = []
             live_terms: dict[int, SessionTerms] = {}
             ended: list[tuple[Session, str]] = []
