@@ -163,6 +163,23 @@ def test_text_usage_agrees_with_json_listing(
     assert from_text[LIMITED6].quota_used == {"up": 1000, "down": 1024}
 
 
+def test_usage_without_quotas_lists_sets_alone(
+    namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
+) -> None:
+    # Without quota objects, usage() lists the four sets one at a time.
+    enforcer.install([Grant(CLIENT, 600), Grant(CLIENT6, 600), Grant(LIMITED, 60)])
+    send_upload(namespace_lab, 20_000)
+
+    from_text = enforcer.usage()
+    listing = list_json(enforcer, ruleset.list_table_document(SPEC.table))
+    up_bytes = {d: s.bytes for d, s in ruleset.parse_set_elements(listing).items()}
+    from_json = limits.parse_usage(listing, up_bytes)
+
+    assert from_text == from_json
+    assert from_text[CLIENT].traffic.up > 20_000
+    assert from_text[CLIENT].traffic.down > 0
+
+
 def test_failed_text_install_keeps_previous_table(
     namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
 ) -> None:

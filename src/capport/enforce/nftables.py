@@ -175,20 +175,51 @@ class NftablesEnforcer:
         return {device: state.remaining for device, state in self.elements().items()}
 
     def usage(self) -> dict[Device, DeviceUsage]:
-        """Return every authorised device's counters, from one listing of the table."""
+        """Return every authorised device's counters.
+
+        Without quota objects, each of the four sets is listed on its own,
+        so libnftables holds one set's elements at a time (about 75 MB for
+        100,000 where the whole table took 150 MB). Quota objects are only
+        listed with the whole table, because libnftables 1.0.6 took 6 s for
+        `list quotas table` with 100,000 sessions.
+        """
         action = f"reading the counters of {self._table}"
-        text = self.apply_text(f"list {self._table}", action)
-        try:
-            found = listing.parse_listing(
-                text,
-                (ruleset.ALLOWED4, ruleset.ALLOWED6),
-                (limits.down_set(4), limits.down_set(6)),
-            )
-        except ValueError as error:
-            raise EnforcementError(f"{action} failed: {error}") from error
-        del text
+        authorised = (ruleset.ALLOWED4, ruleset.ALLOWED6)
+        downloads = (limits.down_set(4), limits.down_set(6))
+        if self._may_have_quotas():
+            commands = [f"list {self._table}"]
+        else:
+            commands = [
+                f"list set {ruleset.FAMILY} {self.spec.table} {name}"
+                for name in authorised + downloads
+            ]
+        found = listing.TableListing()
+        for command in commands:
+            text = self.apply_text(command, action)
+            try:
+                part = listing.parse_listing(text, authorised, downloads)
+            except ValueError as error:
+                raise EnforcementError(f"{action} failed: {error}") from error
+            del text
+            found.authorised.update(part.authorised)
+            found.downloads.update(part.downloads)
+            found.quotas.update(part.quotas)
         up_bytes = {device: state.bytes for device, state in found.authorised.items()}
         return limits.combine_usage(up_bytes, found.downloads, found.quotas)
+
+    def _may_have_quotas(self) -> bool:
+        """Tell whether the table may hold quota objects, as far as this enforcer knows.
+
+        Until install() or a listing has filled the object index, the table
+        a previous run left may have any.
+        """
+        if self._objects is None:
+            return True
+        return any(
+            prefix.startswith("quota-")
+            for prefixes in self._objects.values()
+            for prefix in prefixes
+        )
 
     def set_mac_lists(self, trusted: Iterable[str], blocked: Iterable[str]) -> None:
         """Replace the trusted and blocked MAC addresses in one transaction.
