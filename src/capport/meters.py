@@ -18,6 +18,8 @@ from capport.models import Device, EndReason, Session
 
 log = logging.getLogger("capport.gateway")
 
+_NOTHING = Traffic()
+
 
 class SessionMeters:
     """Terms and meters by session id, and the usage last written to the store."""
@@ -99,9 +101,14 @@ class SessionMeters:
             if meter is None:
                 continue
             record = meter.record(session_id)
-            if self._stored.get(session_id) != record:
+            stored = self._stored.get(session_id)
+            self._stored[session_id] = record
+            if stored is None and record.total == _NOTHING and record.base == _NOTHING:
+                # A session without a usage row reads as zero usage, so a start
+                # with 100,000 sessions that moved nothing writes no rows.
+                continue
+            if stored != record:
                 records.append(record)
-                self._stored[session_id] = record
         self._dirty.clear()
         return records
 

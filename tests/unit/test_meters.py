@@ -9,10 +9,13 @@ A = Session(1, Device.parse("02:00:00:00:00:11", "192.0.2.11"), "x", 0.0, 60.0)
 B = Session(2, Device.parse("02:00:00:00:00:12", "192.0.2.12"), "x", 0.0, 60.0)
 
 
-def started() -> SessionMeters:
+CARRIED = Traffic(3, 4)
+
+
+def started(total: Traffic = CARRIED) -> SessionMeters:
     meters = SessionMeters()
-    meters.start(A.id, SessionTerms(), Traffic(), now=0.0)
-    meters.start(B.id, SessionTerms(), Traffic(), now=0.0)
+    meters.start(A.id, SessionTerms(), total, now=0.0)
+    meters.start(B.id, SessionTerms(), total, now=0.0)
     return meters
 
 
@@ -23,10 +26,16 @@ def test_changed_lists_started_sessions_once() -> None:
     assert meters.changed() == []
 
 
+def test_changed_skips_started_sessions_without_usage() -> None:
+    # The store reads a session without a usage row as zero usage.
+    assert started(Traffic()).changed() == []
+
+
 def test_changed_lists_only_sessions_with_traffic() -> None:
     meters = started()
     meters.changed()
     reading = {A.device: DeviceUsage(Traffic(5, 7)), B.device: DeviceUsage(Traffic())}
+    # B's counters stay at zero, so its meter does not move.
 
     meters.read([A, B], reading, now=1.0)
 
