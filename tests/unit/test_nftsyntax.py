@@ -123,3 +123,35 @@ def test_render_rejects_unknown_command() -> None:
 
     with pytest.raises(ValueError, match="cannot write the nftables command"):
         render_command(command)
+
+
+def test_render_negated_flags_and_jump() -> None:
+    rule = {
+        "add": {
+            "rule": {
+                "family": "inet",
+                "table": "capport",
+                "chain": "down",
+                "expr": [
+                    {
+                        "match": {
+                            "op": "!",
+                            "left": {"ct": {"key": "state"}},
+                            "right": ["established", "related"],
+                        }
+                    },
+                    {"jump": {"target": "quota_down"}},
+                ],
+            }
+        }
+    }
+
+    assert render_command(rule) == (
+        "add rule inet capport down ct state ! established,related jump quota_down"
+    )
+
+
+def test_render_regular_chain_has_no_hook() -> None:
+    chain = {"add": {"chain": {"family": "inet", "table": "capport", "name": "up"}}}
+
+    assert render_command(chain) == "add chain inet capport up"
