@@ -96,8 +96,10 @@ def table_state(lab: NamespaceLab) -> list[dict[str, Any]]:
             continue
         body.pop("handle", None)
         for element in body.get("elem", []) if kind in ("set", "map") else []:
-            if isinstance(element, dict):
-                element.get("elem", {}).pop("expires", None)
+            # A map element is a list of its key and its value.
+            key = element[0] if isinstance(element, list) else element
+            if isinstance(key, dict):
+                key.get("elem", {}).pop("expires", None)
         state.append({kind: body})
     return state
 
