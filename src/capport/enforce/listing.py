@@ -3,7 +3,7 @@
 libnftables prints a table or set either as JSON or in the syntax `nft -f`
 reads. For a set of 100,000 elements the text is 28 % shorter (10 MB
 against 14 MB) and takes libnftables about a third less CPU time to
-produce, and one compiled regular expression per kind of line reads it
+produce. One compiled regular expression per kind of line reads it
 without building a dict per element. The forms below were captured from
 libnftables 1.0.6 (Debian 12):
 
