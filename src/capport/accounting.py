@@ -15,7 +15,9 @@ started, and adds the counters to it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from capport.auth.entitlement import Bandwidth, Entitlement, Quota
 from capport.config import SessionSection
@@ -85,6 +87,12 @@ class UsageRecord:
     base: Traffic
 
 
+# Shared by every meter without traffic or quota readings, so 100,000 idle
+# sessions do not each keep a zero Traffic and an empty dict.
+_ZERO = Traffic()
+_NO_QUOTA_USED: Mapping[str, int] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Meter:
     """The running account of one session.
@@ -96,12 +104,14 @@ class Meter:
     base: Traffic
     counters: Traffic
     last_active: float
-    quota_used: dict[str, int]
+    quota_used: Mapping[str, int]
 
     @classmethod
     def start(cls, total: Traffic, now: float) -> Meter:
         """Begin metering a session whose counters start at zero now."""
-        return cls(base=total, counters=Traffic(), last_active=now, quota_used={})
+        return cls(
+            base=total, counters=_ZERO, last_active=now, quota_used=_NO_QUOTA_USED
+        )
 
     @property
     def total(self) -> Traffic:
@@ -117,6 +127,9 @@ class Meter:
         if usage is None:
             return self
         counters = usage.traffic
+        if counters == self.counters and usage.quota_used == self.quota_used:
+            # Nothing moved: the same meter, so an idle pass allocates nothing.
+            return self
         base = self.base
         if counters.up < self.counters.up or counters.down < self.counters.down:
             base = self.total
@@ -125,7 +138,7 @@ class Meter:
             base=base,
             counters=counters,
             last_active=now if moved else self.last_active,
-            quota_used=dict(usage.quota_used),
+            quota_used=dict(usage.quota_used) if usage.quota_used else _NO_QUOTA_USED,
         )
 
     def record(self, session_id: int) -> UsageRecord:

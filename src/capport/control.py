@@ -8,15 +8,17 @@ use it.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from capport.gateway import Gateway
@@ -41,6 +43,32 @@ def session_json(gateway: Gateway, session: Session) -> dict[str, Any]:
     }
 
 
+# Sessions encoded per chunk of the client listing.
+_CHUNK_SESSIONS = 1000
+
+
+async def _client_listing(
+    gateway: Gateway, sessions: list[Session]
+) -> AsyncIterator[bytes]:
+    """Encode {"clients": [...]} a chunk of sessions at a time.
+
+    Encoding all at once would hold a dict per session and the whole body
+    together, an estimated 100 MB or more with 100,000 sessions. Each
+    chunk's "remaining" is read when the chunk is encoded.
+    """
+    yield b'{"clients":['
+    for start in range(0, len(sessions), _CHUNK_SESSIONS):
+        chunk = sessions[start : start + _CHUNK_SESSIONS]
+        text = json.dumps(
+            [session_json(gateway, session) for session in chunk],
+            ensure_ascii=False,
+            allow_nan=False,
+            separators=(",", ":"),
+        )[1:-1]
+        yield (text if start == 0 else "," + text).encode()
+    yield b"]}"
+
+
 # The MAC list command that each method on /v1/trusted and /v1/blocked runs.
 _MAC_COMMANDS = {
     ("trusted", "PUT"): "trust",
@@ -53,9 +81,9 @@ _MAC_COMMANDS = {
 def create_control_app(gateway: Gateway) -> Starlette:
     """Build the control API for gateway."""
 
-    async def list_clients(request: Request) -> JSONResponse:
-        sessions = [session_json(gateway, s) for s in gateway.sessions()]
-        return JSONResponse({"clients": sessions})
+    async def list_clients(request: Request) -> StreamingResponse:
+        listing = _client_listing(gateway, gateway.sessions())
+        return StreamingResponse(listing, media_type="application/json")
 
     async def revoke_client(request: Request) -> JSONResponse:
         raw = request.path_params["mac"]

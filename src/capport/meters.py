@@ -18,6 +18,8 @@ from capport.models import Device, EndReason, Session
 
 log = logging.getLogger("capport.gateway")
 
+_NOTHING = Traffic()
+
 
 class SessionMeters:
     """Terms and meters by session id, and the usage last written to the store."""
@@ -27,11 +29,15 @@ class SessionMeters:
         self._meters: dict[int, Meter] = {}
         # The usage last written to the store, so unchanged rows are skipped.
         self._stored: dict[int, UsageRecord] = {}
+        # Sessions whose meter was started or moved since changed() last ran;
+        # the others cannot have changed, so changed() skips them.
+        self._dirty: set[int] = set()
 
     def clear(self) -> None:
         self._terms.clear()
         self._meters.clear()
         self._stored.clear()
+        self._dirty.clear()
 
     def start(
         self, session_id: int, terms: SessionTerms, total: Traffic, now: float
@@ -39,11 +45,13 @@ class SessionMeters:
         """Begin metering a session whose kernel counters start at zero now."""
         self._terms[session_id] = terms
         self._meters[session_id] = Meter.start(total, now)
+        self._dirty.add(session_id)
 
     def forget(self, session_id: int) -> None:
         self._terms.pop(session_id, None)
         self._meters.pop(session_id, None)
         self._stored.pop(session_id, None)
+        self._dirty.discard(session_id)
 
     def terms(self, session_id: int) -> SessionTerms:
         return self._terms.get(session_id, SessionTerms())
@@ -73,11 +81,13 @@ class SessionMeters:
         """Apply one reading of the kernel; return the sessions to end, with why."""
         ending = []
         for session in sessions:
-            meter = self._meters.get(session.id)
-            if meter is None:
+            previous = self._meters.get(session.id)
+            if previous is None:
                 continue
-            meter = meter.read(usage.get(session.device), now)
-            self._meters[session.id] = meter
+            meter = previous.read(usage.get(session.device), now)
+            if meter is not previous:
+                self._meters[session.id] = meter
+                self._dirty.add(session.id)
             reason = self._end_reason(session, meter, now)
             if reason is not None:
                 ending.append((session, reason))
@@ -86,11 +96,20 @@ class SessionMeters:
     def changed(self) -> list[UsageRecord]:
         """Return the usage records that changed since this was last called."""
         records = []
-        for session_id, meter in self._meters.items():
+        for session_id in sorted(self._dirty):
+            meter = self._meters.get(session_id)
+            if meter is None:
+                continue
             record = meter.record(session_id)
-            if self._stored.get(session_id) != record:
+            stored = self._stored.get(session_id)
+            self._stored[session_id] = record
+            if stored is None and record.total == _NOTHING and record.base == _NOTHING:
+                # A session without a usage row reads as zero usage, so a start
+                # with 100,000 sessions that moved nothing writes no rows.
+                continue
+            if stored != record:
                 records.append(record)
-                self._stored[session_id] = record
+        self._dirty.clear()
         return records
 
     def _end_reason(self, session: Session, meter: Meter, now: float) -> str | None:

@@ -61,6 +61,18 @@ def test_meter_unchanged_counters_keep_last_active() -> None:
     assert meter.read(usage(1, 0), now=9.0).last_active == 4.0
 
 
+def test_meter_reading_without_change_is_same_meter() -> None:
+    meter = Meter.start(Traffic(), now=0.0).read(usage(1, 0, total=5), now=4.0)
+
+    assert meter.read(usage(1, 0, total=5), now=9.0) is meter
+
+
+def test_meter_reads_new_quota_use() -> None:
+    meter = Meter.start(Traffic(), now=0.0).read(usage(1, 0), now=4.0)
+
+    assert meter.read(usage(1, 0, total=5), now=9.0).quota_used == {"total": 5}
+
+
 def test_meter_record_holds_total_and_base() -> None:
     meter = Meter.start(Traffic(7, 8), now=0.0).read(usage(1, 2), now=1.0)
 

@@ -199,6 +199,8 @@ def format_value(value: float, unit: str) -> str:
         return f"{value:,.0f} {unit}"
     if unit == "Gbit/s":
         return f"{value:.2f} {unit}"
+    if unit == "%":
+        return f"{value:.1f} %"
     if unit in ("ns", "ms", "s", "MB", "KB"):
         # Three significant digits at most, so 2.35 ms and 250 MB.
         digits = 2

@@ -69,7 +69,9 @@ def account(config: Config, rounds: int) -> dict[str, Any]:
     """Time the enforcer's counter listing against `nft -j list set`, alternately.
 
     Both list the same set in the same namespace one after the other, so
-    they see the same elements and the same kernel state.
+    they see the same elements and the same kernel state. Each round also
+    takes the CPU time of usage(), the listing the gateway's periodic
+    accounting pass reads.
     """
     enforcer = NftablesEnforcer.from_config(config)
     table = config.firewall.table
@@ -85,6 +87,10 @@ def account(config: Config, rounds: int) -> dict[str, Any]:
         listing = subprocess.run(nft_argv, capture_output=True, check=True)
         nft_seconds = time.perf_counter() - started
 
+        cpu_started = time.process_time()
+        usage = enforcer.usage()
+        usage_cpu_seconds = time.process_time() - cpu_started
+
         passes.append(
             {
                 "enforcer_seconds": seconds,
@@ -92,6 +98,8 @@ def account(config: Config, rounds: int) -> dict[str, Any]:
                 "enforcer_devices": len(counters),
                 "nft_seconds": nft_seconds,
                 "nft_elements": _element_count(listing.stdout),
+                "usage_cpu_seconds": usage_cpu_seconds,
+                "usage_devices": len(usage),
             }
         )
     return {"passes": passes, "nft_command": " ".join(nft_argv)}

@@ -169,6 +169,8 @@ def object_prefixes(limits: Limits) -> frozenset[str]:
     return frozenset(prefix for prefix, value in wanted.items() if value is not None)
 
 
+NO_LIMITS = Limits()
+
 ALL_PREFIXES = frozenset(
     {"quota-up", "quota-down", "quota-total", "rate-up", "rate-down"}
 )
@@ -206,17 +208,30 @@ def revoke_commands(
 
 
 def _create(table: str, grants: list[Grant]) -> list[dict[str, Any]]:
-    """Build one add per set or map, and one per object, for grants."""
+    """Build one add per download set and map, and one per object, for grants."""
     downloads: dict[str, list[Any]] = {}
+    for grant in grants:
+        device, timeout = grant.device, timeout_seconds(grant.timeout)
+        downloads.setdefault(down_set(version_of(device)), []).append(
+            _timed(str(device.ip), timeout)
+        )
+    commands = [_add_element(table, name, items) for name, items in downloads.items()]
+    return commands + limit_commands(table, grants)
+
+
+def limit_commands(table: str, grants: Iterable[Grant]) -> list[dict[str, Any]]:
+    """Build the adds of grants' quota and limit objects and of their map elements.
+
+    Devices without limits add nothing, so this stays short when few have any.
+    """
     objects: list[dict[str, Any]] = []
     map_elements: dict[str, list[Any]] = {}
     limited: dict[str, list[Any]] = {}
     for grant in grants:
+        if grant.limits == NO_LIMITS:
+            continue
         device, timeout = grant.device, timeout_seconds(grant.timeout)
         version = version_of(device)
-        downloads.setdefault(down_set(version), []).append(
-            _timed(str(device.ip), timeout)
-        )
         created = _objects(table, device, grant.limits, grant.used)
         objects += [{"add": {kind: body}} for kind, body in created.values()]
         for direction in _limited_directions(grant.limits):
@@ -227,9 +242,7 @@ def _create(table: str, grants: list[Grant]) -> list[dict[str, Any]]:
             if name in created:
                 element = [_timed(_key(device, spec), timeout), name]
                 map_elements.setdefault(spec.name, []).append(element)
-    commands = [_add_element(table, name, items) for name, items in downloads.items()]
-    commands += objects
-    commands += [
+    commands = objects + [
         _add_element(table, name, items) for name, items in map_elements.items()
     ]
     commands += [_add_element(table, name, items) for name, items in limited.items()]
@@ -452,11 +465,10 @@ def _object_lookup(spec: MapSpec, key: Any) -> dict[str, Any]:
 
 
 def parse_usage(listing: Any, up_bytes: dict[Device, int]) -> dict[Device, DeviceUsage]:
-    """Read the counters of devices from the output of `list table`.
+    """Read the counters of devices from the JSON output of `list table`.
 
     up_bytes maps each authorised device to its upload bytes, which the counter
-    of its element in the authorised set provides. A device missing from
-    the download set reads as zero there.
+    of its element in the authorised set provides.
     """
     down: dict[str, int] = {}
     quotas: dict[str, int] = {}
@@ -471,14 +483,28 @@ def parse_usage(listing: Any, up_bytes: dict[Device, int]) -> dict[Device, Devic
         quota = item.get("quota")
         if quota and "name" in quota:
             quotas[str(quota["name"])] = int(quota.get("used", 0))
+    return combine_usage(up_bytes, down, quotas)
+
+
+def combine_usage(
+    up_bytes: dict[Device, int], down_bytes: dict[str, int], quotas: dict[str, int]
+) -> dict[Device, DeviceUsage]:
+    """Join each authorised device's counters into its usage.
+
+    down_bytes maps addresses, as libnftables prints them, to the bytes of
+    their download counters; a device missing there reads as zero. quotas
+    maps quota object names to the bytes they have used.
+    """
     usage = {}
     for device, up in up_bytes.items():
-        used = {
-            direction: quotas[name]
-            for direction in (UP, DOWN, TOTAL)
-            if (name := object_name(f"quota-{direction}", device)) in quotas
-        }
-        traffic = Traffic(up, down.get(str(device.ip), 0))
+        used = {}
+        if quotas:
+            used = {
+                direction: quotas[name]
+                for direction in (UP, DOWN, TOTAL)
+                if (name := object_name(f"quota-{direction}", device)) in quotas
+            }
+        traffic = Traffic(up, down_bytes.get(str(device.ip), 0))
         usage[device] = DeviceUsage(traffic, used)
     return usage
 

@@ -39,7 +39,6 @@ the allowed set out, the download counter in.
 from __future__ import annotations
 
 import math
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
@@ -48,7 +47,8 @@ from typing import Any
 from capport.config import Config
 from capport.enforce import limits, lists
 from capport.enforce.base import Grant, timeout_seconds
-from capport.models import Device, IPAddress
+from capport.enforce.listing import ElementState, parse_address
+from capport.models import Device
 
 Document = dict[str, list[dict[str, Any]]]
 
@@ -124,15 +124,6 @@ class OptionalRules:
     ALL = frozenset({MAC_LISTS, LIMITS})
 
 
-@dataclass(frozen=True, slots=True)
-class ElementState:
-    """One authorised device as listed in the kernel set."""
-
-    remaining: float
-    packets: int
-    bytes: int
-
-
 # Whole documents
 
 
@@ -146,10 +137,25 @@ def install_document(
 
     contents are further commands that fill the new table's sets, such as
     the trusted MACs, and optional names the OptionalRules groups they need.
-    The table is added before it is deleted, so the delete cannot fail when
-    no table exists. The kernel applies the whole batch or none of it.
+    The kernel applies the whole batch or none of it.
     """
     grants = list(grants)
+    commands = table_commands(spec, optional)
+    for name, elements in _timed_elements_by_set(grants).items():
+        commands.append({"add": {"element": _element(spec.table, name, elements)}})
+    commands += limits.install_commands(spec.table, grants)
+    commands += contents
+    return {"nftables": commands}
+
+
+def table_commands(
+    spec: RulesetSpec, optional: frozenset[str] = OptionalRules.ALL
+) -> list[dict[str, Any]]:
+    """Build the commands that replace the table with an empty one and its rules.
+
+    optional names the OptionalRules groups to include. The table is added
+    before it is deleted, so the delete cannot fail when no table exists.
+    """
     commands: list[dict[str, Any]] = [
         {"add": {"table": _table(spec.table)}},
         {"delete": {"table": _table(spec.table)}},
@@ -171,11 +177,7 @@ def install_document(
     ]
     for chain, rules in chains.items():
         commands += [{"add": {"rule": _rule(spec.table, chain, r)}} for r in rules]
-    for name, elements in _timed_elements_by_set(grants).items():
-        commands.append({"add": {"element": _element(spec.table, name, elements)}})
-    commands += limits.install_commands(spec.table, grants)
-    commands += contents
-    return {"nftables": commands}
+    return commands
 
 
 def grant_document(
@@ -311,7 +313,7 @@ def _parse_element(element: Any) -> tuple[Device, ElementState]:
     value = details.get("val", element)
     try:
         mac, ip = value["concat"]
-        device = Device(str(mac), _parse_ip(ip))
+        device = Device(str(mac), parse_address(ip))
     except (KeyError, TypeError, ValueError, OSError) as error:
         raise ValueError(f"unexpected set element {element!r}") from error
     counter = details.get("counter") or {}
@@ -321,15 +323,6 @@ def _parse_element(element: Any) -> tuple[Device, ElementState]:
         packets=int(counter.get("packets", 0)),
         bytes=int(counter.get("bytes", 0)),
     )
-
-
-def _parse_ip(text: str) -> IPAddress:
-    # libnftables prints canonical addresses and lower-case, colon-separated
-    # MACs. Building addresses from inet_pton's bytes, and skipping
-    # normalise_mac, parses 100,000 devices in 0.1 s instead of 0.25 s.
-    if ":" in text:
-        return IPv6Address(socket.inet_pton(socket.AF_INET6, text))
-    return IPv4Address(socket.inet_pton(socket.AF_INET, text))
 
 
 # Rules

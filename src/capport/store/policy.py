@@ -73,7 +73,7 @@ def load_terms(
         "idle_timeout, boot_id, boot_deadline, bytes_up, bytes_down, base_up, "
         "base_down FROM session_terms t JOIN sessions s ON s.id = t.session_id "
         "WHERE s.ended_at IS NULL"
-    ).fetchall()
+    )
     found = {}
     for row in rows:
         session_id = row[0]

@@ -419,9 +419,11 @@ class SQLiteStore:
         return _session(row[:6] + (now, reason, row[8]))
 
     def _active(self) -> list[Session]:
+        # Iterating the cursor builds each Session from its row as it comes,
+        # instead of holding every row of 100,000 sessions at once.
         rows = self._conn.execute(
             f"SELECT {_COLUMNS} FROM sessions WHERE ended_at IS NULL ORDER BY id"
-        ).fetchall()
+        )
         return [_session(row) for row in rows]
 
     def _expire(self, now: float) -> list[Session]:
