@@ -8,6 +8,7 @@ and compares the two.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -24,9 +25,9 @@ from netns import (
 
 from capport.enforce import limits, lists, nftsyntax, ruleset
 from capport.enforce.base import Grant, Limits, Traffic
-from capport.enforce.nftables import NftablesEnforcer
+from capport.enforce.nftables import NftablesEnforcer, check_ruleset
 from capport.enforce.ruleset import RulesetSpec
-from capport.errors import EnforcementError
+from capport.errors import ConfigError, EnforcementError
 from capport.models import Device
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(60)]
@@ -200,3 +201,11 @@ def test_failed_text_install_keeps_previous_table(
 
     assert table_state(namespace_lab) == before
     assert list(enforcer.authorised()) == [CLIENT]
+
+
+def test_check_rejects_table_named_like_keyword(namespace_lab: NamespaceLab) -> None:
+    spec = dataclasses.replace(SPEC, table="counter")
+    with namespace_lab.gateway.entered():
+        with pytest.raises(ConfigError, match="firewall.table 'counter' is invalid"):
+            check_ruleset(spec)
+        check_ruleset(SPEC)

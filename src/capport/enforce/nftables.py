@@ -32,7 +32,7 @@ from capport.enforce.base import DeviceUsage, Grant, IPNetwork
 from capport.enforce.conntrack import ConnectionTracker
 from capport.enforce.listing import ElementState
 from capport.enforce.ruleset import OptionalRules, RulesetSpec
-from capport.errors import EnforcementError
+from capport.errors import ConfigError, EnforcementError
 from capport.metrics import NFTABLES_TRANSACTION_SECONDS
 from capport.models import Device, IPAddress
 
@@ -429,8 +429,24 @@ def check_ruleset(spec: RulesetSpec) -> None:
     """
     nft = _open_context(json_output=False)
     _set_dry_run(nft, True)
+    _check_table_name(nft, spec.table)
     buffer = nftsyntax.install_buffer(spec, [], [])
     _run_text(nft, buffer, f"checking table inet {spec.table}")
+
+
+def _check_table_name(nft: nftables.Nftables, table: str) -> None:
+    """Raise ConfigError if nft's text syntax cannot name a table table.
+
+    The text parser takes a table name only as a bare word, and nft 1.0.6
+    accepts no quotes there, so a keyword such as "counter" cannot be used.
+    """
+    status, _, error = nft.cmd(f"add table inet {table}")
+    if status != 0:
+        raise ConfigError(
+            f"firewall.table {table!r} is invalid: nft reads it as a keyword "
+            f"({_error_text(error)}); choose another name, such as "
+            f"capport_{table}"
+        )
 
 
 def _open_context(json_output: bool = True) -> nftables.Nftables:

@@ -18,9 +18,9 @@ Every value written comes from typed fields (addresses, MACs, integers,
 fixed names). nft resolves a word it does not recognise as an address as
 a host name, so a free-form string must never reach a buffer.
 
-NOTE: nft's text parser takes a table name only as a bare word, so a
-configured table named like an nft keyword (such as "counter") fails to
-install with a syntax error, which the JSON interface would accept.
+nft's text parser takes a table name only as a bare word, so a table
+named like an nft keyword (such as "counter") cannot be written here. The
+start's checks reject such a firewall.table before anything is installed.
 """
 
 from __future__ import annotations
