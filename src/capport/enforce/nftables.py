@@ -441,7 +441,9 @@ def _check_table_name(nft: nftables.Nftables, table: str) -> None:
     accepts no quotes there, so a keyword such as "counter" cannot be used.
     """
     status, _, error = nft.cmd(f"add table inet {table}")
-    if status != 0:
+    # Other failures, such as a missing CAP_NET_ADMIN, are left to the
+    # check of the whole ruleset, which names them.
+    if status != 0 and "syntax error" in error:
         raise ConfigError(
             f"firewall.table {table!r} is invalid: nft reads it as a keyword "
             f"({_error_text(error)}); choose another name, such as "
