@@ -4,13 +4,14 @@ Every change is one transaction through libnftables (the pip-nftables
 module, over ctypes), so the kernel applies it whole or not at all and no
 `nft` process is started per change. Grants and revocations are JSON
 documents. The install, which carries every authorised device, and the
-listings that accounting reads use nft's text syntax through a second
-context (capport.enforce.nftsyntax and capport.enforce.listing). For
-200,000 elements `nft -f` took 140 MB to apply the text and 315 MB to
-apply the same JSON, and libnftables took about a third less CPU time to
-list a set as text. Both contexts bind their netlink sockets when they
-are created, so the enforcer works in the network namespace of the
-thread that created it.
+listings that accounting reads use nft's text syntax in a child `nft -f -`
+process (capport.enforce.nftchild, nftsyntax and listing), so the memory
+libnftables takes for them is returned when the child exits. For 200,000
+elements `nft -f` took 140 MB to apply the text and 315 MB to apply the
+same JSON, and libnftables took about a third less CPU time to list a set
+as text. The contexts bind their netlink sockets when they are created,
+and the child runs in the namespace that was current then, so the
+enforcer works in the network namespace of the thread that created it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from typing import Any
 
 import nftables
 
-from capport import heap
 from capport.config import Config
-from capport.enforce import limits, listing, lists, nftsyntax, ruleset
+from capport.enforce import limits, listing, lists, nftchild, nftsyntax, ruleset
 from capport.enforce.base import DeviceUsage, Grant, IPNetwork
 from capport.enforce.conntrack import ConnectionTracker
 from capport.enforce.listing import ElementState
@@ -41,8 +41,8 @@ log = logging.getLogger("capport.enforce")
 LIBRARY = "libnftables.so.1"
 
 # libnftables prefixes each error with its input location, which for JSON
-# input is always "internal:0:0-0".
-_LOCATION = re.compile(r"^internal:\d+:\d+-\d+:\s*")
+# input is always "internal:0:0-0" and for `nft -f -` is "/dev/stdin:LINE:COLUMNS".
+_LOCATION = re.compile(r"^(?:internal|/dev/stdin):\d+:\d+-\d+:\s*")
 _ERROR_PREFIX = re.compile(r"^(netlink: )?Error: ")
 _MAX_ERROR_CHARS = 500
 
@@ -62,6 +62,7 @@ class NftablesEnforcer:
         self.spec = spec
         self._nft = _open_context()
         self._text = _open_context(json_output=False)
+        self._child = nftchild.NftRunner(_error_text)
         self._lock = threading.Lock()
         self._conntrack = ConnectionTracker()
         # The contents of the MAC and walled-garden sets, loaded again into
@@ -179,8 +180,8 @@ class NftablesEnforcer:
         """Return every authorised device's counters.
 
         Without quota objects, each of the four sets is listed on its own,
-        so libnftables keeps one set's elements at a time (about 75 MB for
-        100,000 where the whole table took 150 MB). Quota objects are only
+        so each child nft holds one set's elements at a time (about 75 MB
+        for 100,000 where the whole table took 150 MB). Quota objects are only
         listed with the whole table, because libnftables 1.0.6 took 6 s for
         `list quotas table` with 100,000 sessions.
         """
@@ -378,17 +379,6 @@ class NftablesEnforcer:
             f"checking whether {self._table} exists failed: {_error_text(error)}"
         )
 
-    def _release_cache(self) -> None:
-        """Free the copy of the table that libnftables keeps after a listing.
-
-        A libnftables 1.0.6 context keeps the elements it fetched until a
-        command needs a different cache: after listing 100,000 sessions that
-        is 150 MB of C heap. A `list set` of the small trusted set replaces
-        it, and takes milliseconds. The caller holds the lock.
-        """
-        self._text.cmd(f"list set {ruleset.FAMILY} {self.spec.table} {lists.TRUSTED}")
-        heap.release_free_memory()
-
     # Running documents
 
     def apply(self, document: ruleset.Document, action: str) -> Any:
@@ -402,16 +392,24 @@ class NftablesEnforcer:
     def apply_text(self, buffer: str, action: str) -> str:
         """Run a buffer in nft's text syntax as one transaction; return its output.
 
-        The cache libnftables built for the buffer is freed afterwards.
+        The buffer runs in a child `nft -f -`, so the memory libnftables
+        takes to parse or list it never enters this process.
         """
         with self._lock, NFTABLES_TRANSACTION_SECONDS.time():
-            try:
-                return _run_text(self._text, buffer, action)
-            finally:
-                self._release_cache()
+            return self._child.run(buffer, action)
+
+    @property
+    def child_timeout(self) -> float:
+        """Seconds a child `nft` may run before it is killed."""
+        return self._child.timeout
+
+    @child_timeout.setter
+    def child_timeout(self, seconds: float) -> None:
+        self._child.timeout = seconds
 
     def close(self) -> None:
         self._conntrack.close()
+        self._child.close()
 
 
 def _needed_rules(grants: list[Grant]) -> frozenset[str]:
