@@ -180,7 +180,7 @@ class NftablesEnforcer:
         """Return every authorised device's counters.
 
         Without quota objects, each of the four sets is listed on its own,
-        so each child nft holds one set's elements at a time (about 75 MB
+        so each child nft keeps one set's elements at a time (about 75 MB
         for 100,000 where the whole table took 150 MB). Quota objects are only
         listed with the whole table, because libnftables 1.0.6 took 6 s for
         `list quotas table` with 100,000 sessions.

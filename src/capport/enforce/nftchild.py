@@ -67,14 +67,13 @@ class NftRunner:
                 check=False,
             )
         except subprocess.TimeoutExpired as error:
-            # subprocess.run has killed the child. The kernel applies a batch
-            # whole or not at all, so the table is the previous one or the
-            # new one, never a mix.
+            # subprocess.run has killed and reaped the child. An install is
+            # then either the previous table or the new one, never a mix.
             raise EnforcementError(
                 f"{action} failed: `{' '.join(argv)}` timed out after "
-                f"{self.timeout:g} s and was killed; the kernel kept either the "
-                "previous table or the new one whole. Check the load of the host "
-                "and retry"
+                f"{self.timeout:g} s and was killed. The kernel applies a batch "
+                "whole or not at all, so a change it sent may have been applied. "
+                "Check the load of the host and retry"
             ) from error
         except OSError as error:
             raise EnforcementError(
@@ -109,8 +108,8 @@ class NftRunner:
 
 def _same_namespace(descriptor: int) -> bool:
     current = os.stat("/proc/thread-self/ns/net")
-    kept = os.fstat(descriptor)
-    return (current.st_dev, current.st_ino) == (kept.st_dev, kept.st_ino)
+    runner = os.fstat(descriptor)
+    return (current.st_dev, current.st_ino) == (runner.st_dev, runner.st_ino)
 
 
 def _find_nft() -> str:
