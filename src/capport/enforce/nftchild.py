@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from typing import BinaryIO
 
 from capport.errors import EnforcementError
 
@@ -57,16 +58,45 @@ class NftRunner:
         it runs longer than the timeout (the child is then killed).
         """
         argv, pass_fds = self._argv()
+        with _memory_file("nft-input") as source:
+            source.write(buffer.encode())
+            source.seek(0)
+            with (
+                _memory_file("nft-output") as output,
+                _memory_file("nft-error") as error,
+            ):
+                status = self._wait(argv, pass_fds, source, output, error, action)
+                stderr = _read(error).strip()
+                if status != 0:
+                    message = self._error_text(stderr, buffer)
+                    raise EnforcementError(
+                        f"{action} failed: {message} (nft exit status {status})"
+                    )
+                if stderr:
+                    log.warning("nft wrote to stderr while %s: %s", action, stderr)
+                return _read(output)
+
+    def _wait(
+        self,
+        argv: list[str],
+        pass_fds: tuple[int, ...],
+        source: BinaryIO,
+        output: BinaryIO,
+        error: BinaryIO,
+        action: str,
+    ) -> int:
+        """Run the child with its standard streams on files and return its status."""
         try:
             completed = subprocess.run(
                 argv,
-                input=buffer.encode(),
-                capture_output=True,
+                stdin=source,
+                stdout=output,
+                stderr=error,
                 timeout=self.timeout,
                 pass_fds=pass_fds,
                 check=False,
             )
-        except subprocess.TimeoutExpired as error:
+        except subprocess.TimeoutExpired as expired:
             # subprocess.run has killed and reaped the child. An install is
             # then either the previous table or the new one, never a mix.
             raise EnforcementError(
@@ -74,20 +104,12 @@ class NftRunner:
                 f"{self.timeout:g} s and was killed. The kernel applies a batch "
                 "whole or not at all, so a change it sent may have been applied. "
                 "Check the load of the host and retry"
-            ) from error
-        except OSError as error:
+            ) from expired
+        except OSError as failure:
             raise EnforcementError(
-                f"{action} failed: cannot start `{' '.join(argv)}`: {error}"
-            ) from error
-        stderr = completed.stderr.decode(errors="replace")
-        if completed.returncode != 0:
-            message = self._error_text(stderr, buffer)
-            raise EnforcementError(
-                f"{action} failed: {message} (nft exit status {completed.returncode})"
-            )
-        if stderr:
-            log.warning("nft wrote to stderr while %s: %s", action, stderr.strip())
-        return completed.stdout.decode(errors="replace")
+                f"{action} failed: cannot start `{' '.join(argv)}`: {failure}"
+            ) from failure
+        return completed.returncode
 
     def close(self) -> None:
         if self._namespace >= 0:
@@ -104,6 +126,20 @@ class NftRunner:
         # The child inherits the descriptor under the same number.
         enter = [NSENTER, f"--net=/proc/self/fd/{self._namespace}", "--"]
         return enter + nft, (self._namespace,)
+
+
+def _memory_file(name: str) -> BinaryIO:
+    """Open an anonymous file in memory for one of the child's standard streams.
+
+    The child writes its output there and this process reads it in one
+    read, so no pipe buffers or chunk lists fragment this process's heap.
+    """
+    return open(os.memfd_create(name, os.MFD_CLOEXEC), "w+b")  # noqa: SIM115
+
+
+def _read(file: BinaryIO) -> str:
+    file.seek(0)
+    return file.read().decode(errors="replace")
 
 
 def _same_namespace(descriptor: int) -> bool:
