@@ -1,4 +1,4 @@
-"""The child `nft -f -` that runs the enforcer's text install and listings.
+"""The child `nft -f -` that runs the enforcer's text install.
 
 Each test creates its own namespace and builds the enforcer in it, then
 calls the enforcer from the test's thread, which is back in the host's
@@ -81,7 +81,7 @@ def test_child_error_names_nft_message(enforcer: NftablesEnforcer) -> None:
     )
 
     with pytest.raises(EnforcementError) as raised:
-        enforcer.apply_text(buffer, "adding a broken chain")
+        enforcer.apply_text_in_child(buffer, "adding a broken chain")
 
     message = str(raised.value)
     assert message.startswith("adding a broken chain failed: ")
@@ -93,7 +93,17 @@ def test_child_error_names_nft_message(enforcer: NftablesEnforcer) -> None:
 
 def test_child_listing_of_missing_set_fails(enforcer: NftablesEnforcer) -> None:
     with pytest.raises(EnforcementError, match="No such file or directory"):
-        enforcer.elements()
+        enforcer.apply_text_in_child(f"list set inet {TABLE} none\n", "listing")
+
+
+def test_child_returns_nft_output(enforcer: NftablesEnforcer) -> None:
+    enforcer.install([Grant(CLIENT, 600)])
+
+    output = enforcer.apply_text_in_child(
+        f"list set inet {TABLE} allowed4\n", "listing"
+    )
+
+    assert "02:00:00:00:00:11 . 192.0.2.11" in output
 
 
 def test_child_timeout_kills_nft(enforcer: NftablesEnforcer) -> None:

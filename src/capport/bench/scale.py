@@ -233,9 +233,9 @@ def _describe(result: Result, settings: Settings, accounting: dict[str, Any]) ->
         "includes reading the sessions, building and applying one "
         "transaction, and indexing them in memory.",
         "The accounting pass is `NftablesEnforcer.counters()`, which lists "
-        "each authorised set as text in a child `nft -f -` and parses every "
-        "element, called from a separate process in the gateway's namespace. "
-        "Its reference is "
+        "both authorised sets through libnftables and parses every element, "
+        "in a separate process in the gateway's namespace with its "
+        "libnftables context already open. Its reference is "
         f"`{accounting['nft_command']}` (process start included) in the same "
         "process, right after it.",
         "The accounting CPU share is the CPU time of "
