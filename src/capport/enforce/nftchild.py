@@ -1,12 +1,11 @@
 """Running nft's text syntax in a child `nft -f -` process.
 
-libnftables keeps what it parses and lists on the C heap of the process
-that calls it: parsing the install of 100,000 sessions took 115-140 MB,
-and a listing of their set left about 150 MB cached. A child `nft`
-process takes that memory and returns it to the kernel when it exits,
-so the daemon's resident size stays at what Python itself needs. `nft -f`
-sends its whole input to the kernel as one batch, so an install through
-it is still one transaction that the kernel applies whole or not at all.
+libnftables keeps what it parses on the C heap of the process that calls
+it: parsing the install of 100,000 sessions took 115-140 MB. A child
+`nft` process takes that memory and returns it to the kernel when it
+exits. `nft -f` sends its whole input to the kernel as one batch, so an
+install through it is still one transaction that the kernel applies
+whole or not at all.
 
 The child runs in the network namespace that was current when the runner
 was created, which is the daemon's own. A thread that has since moved to
@@ -29,9 +28,9 @@ log = logging.getLogger("capport.enforce")
 
 NFT_PATHS = ("/usr/sbin/nft", "/sbin/nft")
 NSENTER = "nsenter"
-# The install of 100,000 sessions took about 2 s of `nft -f` on a 2-core
-# machine, and a listing of their set about 1 s.
-# NOTE: an estimate with a wide margin; a slower host may need more.
+# install() of 100,000 sessions took 1.2-1.4 s on a loaded 2-core machine
+# (Debian 12, nft 1.0.6), and a text listing of their set 1.4 s.
+# NOTE: the default is that time with a wide margin, not a measured limit.
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
 
