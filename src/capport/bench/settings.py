@@ -38,6 +38,8 @@ class Settings:
     # Scale.
     sessions: int = 100_000
     accounting_rounds: int = 3
+    # Accounting cycles the idle daemon is sampled over, after a first pass.
+    idle_passes: int = 2
     # Abuse.
     abuse_connections: int = 2_000
     abuse_devices: int = 40
@@ -58,6 +60,7 @@ QUICK = Settings(
     profile_logins=60,
     sessions=10_000,
     accounting_rounds=1,
+    idle_passes=1,
     abuse_connections=400,
     abuse_devices=10,
     profile_seconds=2,
