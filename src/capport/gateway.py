@@ -1019,7 +1019,7 @@ def _log_interval_change(record: PassRecord, configured: float) -> None:
     if record.stretched:
         log.info(
             "An accounting pass used %.2f s of CPU, so the next passes wait "
-            "%.0f s instead of the configured %.0f s; idle timeouts and usage "
+            "%.0f s instead of the configured %.0f s. Idle timeouts and usage "
             "are checked that much less often.",
             record.cpu_seconds,
             record.interval,

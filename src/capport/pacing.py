@@ -2,11 +2,12 @@
 
 An accounting pass reads every device's counters, so its CPU cost grows with
 the number of sessions (about 3 s at 100,000 sessions on a 2-core test
-machine). After each pass the next one waits the configured interval, or
-CPU_FACTOR times the CPU time the last pass used if that is longer. A pass of
-cost c is then followed by at least CPU_FACTOR * c of rest, so accounting
-uses at most c / (c + CPU_FACTOR * c) = 1 / (CPU_FACTOR + 1) of one core,
-under 4 % with a factor of 25. Small sites keep the configured interval.
+machine, measured with `capport bench`). After each pass the next one waits
+the configured interval, or CPU_FACTOR times the CPU time the last pass used
+if that is longer. A pass of cost c is then followed by at least
+CPU_FACTOR * c of rest, so accounting uses at most
+c / (c + CPU_FACTOR * c) = 1 / (CPU_FACTOR + 1) of one core, under 4 % with
+a factor of 25. Small sites keep the configured interval.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class PassRecord:
 
 
 class AccountingPacer:
-    """Measures each accounting pass and sets the delay before the next one.
+    """A pacer that measures each accounting pass and sets the next delay.
 
     cpu_clock returns the process's CPU time in seconds. The pass does its
     kernel listing in a worker thread, so a per-thread clock would miss most

@@ -149,7 +149,7 @@ class SessionCounts(BaseModel):
 
 class AccountingState(BaseModel):
     configured_interval_seconds: float | None = Field(
-        description="session.accounting_interval; null before accounting starts"
+        description="session.accounting_interval, or null before accounting starts"
     )
     interval_seconds: float | None = Field(
         description=(
@@ -158,7 +158,7 @@ class AccountingState(BaseModel):
         )
     )
     last_pass_cpu_seconds: float | None = Field(
-        description="process CPU time of the last pass; null before the first"
+        description="process CPU time of the last pass, or null before the first"
     )
     passes: int
 

@@ -51,7 +51,7 @@ DEFAULT_ACCOUNTING_SECONDS = float(
 # so the tail of its start is not taken for an accounting pass. The first
 # pass comes a whole default interval after the start.
 SETTLE_SECONDS = 10.0
-# The longest wait for the cycles after the first pass, to keep the run short.
+# The maximum wait for the cycles after the first pass, to keep the run short.
 IDLE_WINDOW_LIMIT = 180.0
 # The start of the daemon's log message when it stretches the interval.
 STRETCH_MESSAGE = "An accounting pass used"
@@ -240,7 +240,7 @@ def _idle_window(pass_cpu: float, passes: int) -> float:
     """Return how long to wait for passes cycles after a pass of pass_cpu s.
 
     The daemon rests the longer of the interval and CPU_FACTOR times the
-    last pass's CPU time; a fifth more and 5 s cover passes that vary.
+    last pass's CPU time. A fifth more and 5 s cover passes that vary.
     """
     cycle = max(DEFAULT_ACCOUNTING_SECONDS, CPU_FACTOR * pass_cpu) + pass_cpu
     return min(IDLE_WINDOW_LIMIT, passes * cycle * 1.2 + 5.0)
