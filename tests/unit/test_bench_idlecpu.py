@@ -2,9 +2,11 @@ import pytest
 
 from capport.bench.idlecpu import (
     SAMPLE_SECONDS,
+    Burst,
     CpuSample,
     find_bursts,
     measure_idle_share,
+    pass_bursts,
     summarise,
 )
 
@@ -134,3 +136,30 @@ def test_measure_without_pass_returns_plain_share() -> None:
     assert not share.aligned
     assert share.window_seconds == pytest.approx(30.0, abs=SAMPLE_SECONDS)
     assert share.share == pytest.approx(0.01)
+
+
+def test_small_bursts_not_passes() -> None:
+    bursts = [Burst(10, 3.0), Burst(50, 0.06), Burst(90, 2.8)]
+    assert pass_bursts(bursts) == [Burst(10, 3.0), Burst(90, 2.8)]
+
+
+def test_measure_skips_small_periodic_bursts() -> None:
+    daemon = FakeDaemon(pass_cpu=4.0, rest=96.0, first_pass_at=20.0)
+    cpu_of_passes = daemon.cpu
+
+    def cpu_with_sampler() -> float:
+        # A 0.1 s burst at full speed every 43 s, like the usage sampler.
+        cycles, into = divmod(daemon.now, 43.0)
+        return cpu_of_passes() + cycles * 0.1 + min(into, 0.1)
+
+    share = measure_idle_share(
+        cpu_with_sampler,
+        first_pass_timeout=60.0,
+        window_for=lambda cpu: 2.2 * (25 * cpu + cpu) + 5,
+        clock=daemon.clock,
+        sleep=daemon.sleep,
+    )
+    assert share.aligned
+    assert share.passes == 2
+    assert share.window_seconds == pytest.approx(200.0, abs=2 * SAMPLE_SECONDS)
+    assert share.pass_cpu_seconds == pytest.approx([4.0, 4.0], abs=0.1)

@@ -20,6 +20,10 @@ BUSY_SHARE = 0.2
 # scheduler can leave a pass off the CPU for a sample or two on a busy machine.
 MERGE_SECONDS = 2.0
 SAMPLE_SECONDS = 0.25
+# The daemon has other periodic work (usage samples, the expiry loop) that
+# shows as small bursts. Only a burst with at least this fraction of the
+# largest burst's CPU time counts as an accounting pass.
+PASS_FRACTION = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,16 @@ def find_bursts(
     return bursts
 
 
+def pass_bursts(
+    bursts: Sequence[Burst], fraction: float = PASS_FRACTION
+) -> list[Burst]:
+    """Return the bursts large enough to be accounting passes, oldest first."""
+    if not bursts:
+        return []
+    largest = max(burst.cpu_seconds for burst in bursts)
+    return [burst for burst in bursts if burst.cpu_seconds >= fraction * largest]
+
+
 def summarise(samples: Sequence[CpuSample], bursts: Sequence[Burst]) -> IdleShare:
     """Return the share between the first and last burst ends.
 
@@ -119,24 +133,25 @@ def measure_idle_share(
 ) -> IdleShare:
     """Sample read_cpu until passes whole cycles follow a first pass end.
 
-    window_for maps the CPU seconds of the first pass seen to the longest
-    time to wait for the cycles after it. With no pass within
-    first_pass_timeout, the share over that time is returned.
+    window_for maps the CPU seconds of the first pass seen to the maximum
+    time to wait for the cycles after it. Sampling lasts first_pass_timeout
+    at least, and with no pass in that time the share over it is returned.
     """
     samples: list[CpuSample] = []
-    deadline = clock() + first_pass_timeout
-    extended = False
+    first_deadline = clock() + first_pass_timeout
     while True:
         samples.append(CpuSample(clock(), read_cpu()))
-        bursts = find_bursts(samples)
-        if len(bursts) > passes:
+        found = pass_bursts(find_bursts(samples))
+        if len(found) > passes:
             break
-        if bursts and not extended:
-            deadline = samples[bursts[0].end_index].at + window_for(
-                bursts[0].cpu_seconds
-            )
-            extended = True
+        deadline = first_deadline
+        if found:
+            # A larger burst later can drop the first one, so this is
+            # computed again from the passes found so far.
+            first = found[0]
+            window_end = samples[first.end_index].at + window_for(first.cpu_seconds)
+            deadline = max(first_deadline, window_end)
         if clock() >= deadline:
             break
         sleep(SAMPLE_SECONDS)
-    return summarise(samples, find_bursts(samples))
+    return summarise(samples, pass_bursts(find_bursts(samples)))

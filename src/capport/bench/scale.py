@@ -52,7 +52,8 @@ DEFAULT_ACCOUNTING_SECONDS = float(
 # pass comes a whole default interval after the start.
 SETTLE_SECONDS = 10.0
 # The maximum wait for the cycles after the first pass, to keep the run short.
-IDLE_WINDOW_LIMIT = 180.0
+# Two cycles of a 4 s pass (a 100 s rest each) fit.
+IDLE_WINDOW_LIMIT = 240.0
 # The start of the daemon's log message when it stretches the interval.
 STRETCH_MESSAGE = "An accounting pass used"
 
@@ -240,10 +241,10 @@ def _idle_window(pass_cpu: float, passes: int) -> float:
     """Return how long to wait for passes cycles after a pass of pass_cpu s.
 
     The daemon rests the longer of the interval and CPU_FACTOR times the
-    last pass's CPU time. A fifth more and 5 s cover passes that vary.
+    last pass's CPU time. A tenth more and 5 s cover passes that vary.
     """
     cycle = max(DEFAULT_ACCOUNTING_SECONDS, CPU_FACTOR * pass_cpu) + pass_cpu
-    return min(IDLE_WINDOW_LIMIT, passes * cycle * 1.2 + 5.0)
+    return min(IDLE_WINDOW_LIMIT, passes * cycle * 1.1 + 5.0)
 
 
 def _stretch_line(log: str) -> str | None:
@@ -304,7 +305,8 @@ def _describe(result: Result, settings: Settings, accounting: dict[str, Any]) ->
         f"idle at the default {DEFAULT_ACCOUNTING_SECONDS:.0f} s interval "
         f"from {SETTLE_SECONDS:.0f} s after its start: its CPU time is read "
         "from /proc four times a second, each burst of CPU use is one "
-        "accounting pass, and the share is the CPU time between the end of "
+        "accounting pass (bursts under a quarter of the largest are other "
+        "periodic work), and the share is the CPU time between the end of "
         "one pass and the end of a later one divided by the time between "
         "them. The daemon rests after each pass for the longer of the "
         f"interval and {CPU_FACTOR:g} times the pass's CPU time, so the wait "
