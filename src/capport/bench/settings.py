@@ -10,7 +10,9 @@ class Settings:
     """Durations and sizes for each benchmark. The defaults are the full run.
 
     The full run took 5 to 10 minutes on a 2-core machine shared with other
-    work, within the 15 minutes the command is allowed.
+    work before the scale benchmark sampled the idle daemon, which adds up
+    to 4 minutes. NOTE: the 15 minutes the command is allowed leave little
+    room, so the total is an estimate until a full run confirms it.
     """
 
     quick: bool = False
