@@ -1,7 +1,7 @@
 """The delay between accounting passes, stretched to bound their CPU share.
 
 An accounting pass reads every device's counters, so its CPU cost grows with
-the number of sessions (about 3 s at 100,000 sessions on a 2-core test
+the number of sessions (about 4 s at 100,000 sessions on a 2-core test
 machine, measured with `capport bench`). After each pass the next one waits
 the configured interval, or CPU_FACTOR times the CPU time the last pass used
 if that is longer. A pass of cost c is then followed by at least
