@@ -16,6 +16,7 @@ from capport.admin.errors import ApiError
 from capport.admin.history import HOUR, hourly_series
 from capport.admin.schemas import (
     MAX_HISTORY_HOURS,
+    AccountingState,
     Client,
     ClientList,
     Extended,
@@ -36,6 +37,7 @@ from capport.errors import DeviceBlocked, SessionTooLong
 from capport.maclists import BLOCKED, TRUSTED
 from capport.metrics import ADMIN_METHOD
 from capport.models import Device, EndReason, Session, normalise_mac
+from capport.pacing import AccountingPacer
 
 router = APIRouter()
 
@@ -94,6 +96,23 @@ async def status(request: Request) -> Status:
             by_method=dict(collections.Counter(s.method for s in sessions)),
         ),
         responder={} if stats is None else dataclasses.asdict(stats),
+        accounting=_accounting_state(context.gateway.accounting_pacer),
+    )
+
+
+def _accounting_state(pacer: AccountingPacer | None) -> AccountingState:
+    if pacer is None:
+        return AccountingState(
+            configured_interval_seconds=None,
+            interval_seconds=None,
+            last_pass_cpu_seconds=None,
+            passes=0,
+        )
+    return AccountingState(
+        configured_interval_seconds=pacer.configured,
+        interval_seconds=pacer.interval,
+        last_pass_cpu_seconds=pacer.last_cpu_seconds,
+        passes=pacer.passes,
     )
 
 

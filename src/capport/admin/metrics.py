@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 from capport.gateway import Gateway
 from capport.intercept.server import ResponderStats
 from capport.metrics import EVENT_METRICS, KNOWN_METHODS
+from capport.pacing import AccountingPacer
 
 
 class GatewayCollector(Collector):
@@ -27,6 +28,9 @@ class GatewayCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield self._active_sessions()
+        pacer = self._gateway.accounting_pacer
+        if pacer is not None:
+            yield from _accounting_metrics(pacer)
         stats = self._responder_stats()
         if stats is not None:
             yield from _responder_metrics(stats)
@@ -42,6 +46,21 @@ class GatewayCollector(Collector):
         for method, count in sorted(counts.items()):
             family.add_metric([method], count)
         return family
+
+
+def _accounting_metrics(pacer: AccountingPacer) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "capport_accounting_interval_seconds",
+        "Effective time between accounting passes: session.accounting_interval, "
+        f"or {pacer.factor:g} times the CPU time of the last pass if that is longer.",
+        value=pacer.interval,
+    )
+    if pacer.last_cpu_seconds is not None:
+        yield GaugeMetricFamily(
+            "capport_accounting_pass_cpu_seconds",
+            "Process CPU time the last accounting pass used.",
+            value=pacer.last_cpu_seconds,
+        )
 
 
 def _responder_metrics(stats: ResponderStats) -> Iterator[Metric]:

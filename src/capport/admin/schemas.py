@@ -147,12 +147,29 @@ class SessionCounts(BaseModel):
     by_method: dict[str, int]
 
 
+class AccountingState(BaseModel):
+    configured_interval_seconds: float | None = Field(
+        description="session.accounting_interval, or null before accounting starts"
+    )
+    interval_seconds: float | None = Field(
+        description=(
+            "the effective interval: the configured one, or longer after a "
+            "costly pass so accounting keeps under 4 % of one core"
+        )
+    )
+    last_pass_cpu_seconds: float | None = Field(
+        description="process CPU time of the last pass, or null before the first"
+    )
+    passes: int
+
+
 class Status(BaseModel):
     version: str
     uptime_seconds: float
     table: TableState
     sessions: SessionCounts
     responder: dict[str, int]
+    accounting: AccountingState
 
 
 class HourPointBody(BaseModel):

@@ -24,7 +24,7 @@ from capport.errors import CapportError
     help=(
         "Run capport's benchmarks in a namespace laboratory of their own and "
         "write the results, with the machine, the versions and this command, "
-        "to a Markdown file. Needs root. The full run takes about 6 to 10 "
+        "to a Markdown file. Needs root. The full run takes about 10 to 14 "
         "minutes on 2 cores. wrk, iperf3, nginx and perf are installed with apt-get "
         "when missing; apart from that, nothing outside the laboratory (its "
         "namespaces, /etc/netns/PREFIX-c1 and -c2, /run/capport-lab/PREFIX) "
@@ -34,7 +34,7 @@ from capport.errors import CapportError
 @click.option(
     "--quick",
     is_flag=True,
-    help="Short rounds and few devices: a smoke test of about 2 minutes, not a record.",
+    help="Short rounds and few devices: a smoke test of a few minutes, not a record.",
 )
 @click.option(
     "--only",
