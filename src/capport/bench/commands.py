@@ -24,9 +24,9 @@ from capport.errors import CapportError
     help=(
         "Run capport's benchmarks in a namespace laboratory of their own and "
         "write the results, with the machine, the versions and this command, "
-        "to a Markdown file. Needs root. The full run takes about 10 to 14 "
-        "minutes on 2 cores. wrk, iperf3, nginx and perf are installed with apt-get "
-        "when missing; apart from that, nothing outside the laboratory (its "
+        "to a Markdown file. Needs root. The full run takes about 9 minutes "
+        "on 2 idle cores. wrk, iperf3, nginx and perf are installed with "
+        "apt-get when missing; apart from that, nothing outside the laboratory (its "
         "namespaces, /etc/netns/PREFIX-c1 and -c2, /run/capport-lab/PREFIX) "
         "is changed."
     ),
