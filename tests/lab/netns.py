@@ -356,6 +356,26 @@ def discard(connection: socket.socket) -> None:
         pass
 
 
+@contextmanager
+def bridge_host(role: str, portal: str) -> Iterator[Namespace]:
+    """Yield a namespace with a bridge lan0 at portal/24 and IPv4 forwarding on.
+
+    The namespace is deleted afterwards, even when the test fails.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("this test needs root to create network namespaces")
+    remove_stale_namespaces()
+    namespace = Namespace.create(role)
+    try:
+        namespace.ip("link", "add", "lan0", "type", "bridge")
+        namespace.ip("address", "add", f"{portal}/24", "dev", "lan0")
+        namespace.ip("link", "set", "lan0", "up")
+        namespace.sysctl("net.ipv4.ip_forward", "1")
+        yield namespace
+    finally:
+        namespace.delete()
+
+
 def wait_until(
     condition: Callable[[], bool], timeout: float, interval: float = 0.05
 ) -> bool:

@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from netns import Namespace, remove_stale_namespaces
+from netns import Namespace, bridge_host
 
 from capport.lab import Lab
 from capport.lab.labconfig import render_toml
@@ -50,19 +50,9 @@ time.sleep(600)
 
 @pytest.fixture
 def host() -> Iterator[Namespace]:
-    """A namespace with a bridge lan0 at 192.0.2.1/24 and IPv4 forwarding on."""
-    if os.geteuid() != 0:
-        pytest.skip("the doctor tests need root to create network namespaces")
-    remove_stale_namespaces()
-    namespace = Namespace.create("doctor")
-    try:
-        namespace.ip("link", "add", "lan0", "type", "bridge")
-        namespace.ip("address", "add", f"{PORTAL}/24", "dev", "lan0")
-        namespace.ip("link", "set", "lan0", "up")
-        namespace.sysctl("net.ipv4.ip_forward", "1")
+    """A namespace with a bridge lan0 at {PORTAL}/24 and IPv4 forwarding on."""
+    with bridge_host("doctor", PORTAL) as namespace:
         yield namespace
-    finally:
-        namespace.delete()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ namespace is deleted afterwards, even when the test fails.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netns import Namespace, remove_stale_namespaces
+from netns import Namespace, bridge_host
 
 from capport.lab.labconfig import render_toml
 
@@ -27,19 +26,9 @@ PORTAL = "192.0.2.1"
 
 @pytest.fixture
 def host() -> Iterator[Namespace]:
-    """A namespace with a bridge lan0 at 192.0.2.1/24 and IPv4 forwarding on."""
-    if os.geteuid() != 0:
-        pytest.skip("the start tests need root to create network namespaces")
-    remove_stale_namespaces()
-    namespace = Namespace.create("start")
-    try:
-        namespace.ip("link", "add", "lan0", "type", "bridge")
-        namespace.ip("address", "add", f"{PORTAL}/24", "dev", "lan0")
-        namespace.ip("link", "set", "lan0", "up")
-        namespace.sysctl("net.ipv4.ip_forward", "1")
+    """A namespace with a bridge lan0 at {PORTAL}/24 and IPv4 forwarding on."""
+    with bridge_host("start", PORTAL) as namespace:
         yield namespace
-    finally:
-        namespace.delete()
 
 
 def write_config(directory: Path, **sections: dict[str, object]) -> Path:
