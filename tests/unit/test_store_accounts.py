@@ -115,9 +115,7 @@ def test_duplicate_voucher_code_is_rejected(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_other_voucher_constraint_failure_is_not_called_a_duplicate(
-    tmp_path: Path,
-) -> None:
+def test_voucher_trigger_failure_is_store_error(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
 
     async def scenario() -> None:

@@ -230,7 +230,7 @@ def direction_chain_commands(table: str, optional: frozenset[str]) -> list[Any]:
     """Build the commands that replace the direction chains' rules.
 
     Flushing a chain and adding its rules in one transaction leaves no
-    moment in which a packet sees the chain half built.
+    moment in which a packet is evaluated against a half-built chain.
     """
     commands: list[dict[str, Any]] = []
     for chain, rules in (
