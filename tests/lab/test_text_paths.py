@@ -1,9 +1,9 @@
-"""The text install and listings agree with the JSON ones in a real kernel.
+"""The text install and the nfnetlink dumps agree with JSON in a real kernel.
 
 The enforcer installs the table from a buffer in nft's text syntax and
-reads its counters from nft's text listings. Each test here builds the same
-state or reads the same counters through libnftables' JSON interface too,
-and compares the two.
+reads its counters from the kernel's nfnetlink dumps. Each test here builds
+the same state or reads the same counters through libnftables' JSON
+interface too, and compares the two.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv6Address, ip_network
 from typing import Any
 
@@ -129,58 +130,58 @@ def test_text_install_builds_same_table_as_json(
         assert text_item == json_item
 
 
-def test_text_elements_agree_with_json_listing(
+def test_dumped_elements_agree_with_json_listing(
     namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
 ) -> None:
     enforcer.install(GRANTS)
     send_upload(namespace_lab, 50_000)
 
-    from_text = enforcer.elements()
+    dumped = enforcer.elements()
     from_json = {}
     for name in (ruleset.ALLOWED4, ruleset.ALLOWED6):
         listing = list_json(enforcer, ruleset.list_set_document(SPEC.table, name))
         from_json.update(ruleset.parse_set_elements(listing))
 
-    assert set(from_text) == set(from_json)
-    assert from_text[CLIENT].bytes > 50_000
-    for device, state in from_text.items():
+    assert set(dumped) == set(from_json)
+    assert dumped[CLIENT].bytes > 50_000
+    for device, state in dumped.items():
         assert state.packets == from_json[device].packets
         assert state.bytes == from_json[device].bytes
         # The two listings are taken moments apart.
         assert math.isclose(state.remaining, from_json[device].remaining, abs_tol=2)
 
 
-def test_text_usage_agrees_with_json_listing(
+def test_dumped_usage_agrees_with_json_listing(
     namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
 ) -> None:
     enforcer.install(GRANTS)
     send_upload(namespace_lab, 20_000)
 
-    from_text = enforcer.usage()
+    dumped = enforcer.usage()
     listing = list_json(enforcer, ruleset.list_table_document(SPEC.table))
     up_bytes = {d: s.bytes for d, s in ruleset.parse_set_elements(listing).items()}
     from_json = limits.parse_usage(listing, up_bytes)
 
-    assert from_text == from_json
-    assert from_text[CLIENT].traffic.down > 0
-    assert from_text[LIMITED6].quota_used == {"up": 1000, "down": 1024}
+    assert dumped == from_json
+    assert dumped[CLIENT].traffic.down > 0
+    assert dumped[LIMITED6].quota_used == {"up": 1000, "down": 1024}
 
 
-def test_usage_without_quotas_lists_sets_alone(
+def test_usage_without_quotas_agrees_with_json_listing(
     namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
 ) -> None:
-    # Without quota objects, usage() lists the four sets one at a time.
+    # Without quota objects in its index, usage() skips the quota dump.
     enforcer.install([Grant(CLIENT, 600), Grant(CLIENT6, 600), Grant(LIMITED, 60)])
     send_upload(namespace_lab, 20_000)
 
-    from_text = enforcer.usage()
+    dumped = enforcer.usage()
     listing = list_json(enforcer, ruleset.list_table_document(SPEC.table))
     up_bytes = {d: s.bytes for d, s in ruleset.parse_set_elements(listing).items()}
     from_json = limits.parse_usage(listing, up_bytes)
 
-    assert from_text == from_json
-    assert from_text[CLIENT].traffic.up > 20_000
-    assert from_text[CLIENT].traffic.down > 0
+    assert dumped == from_json
+    assert dumped[CLIENT].traffic.up > 20_000
+    assert dumped[CLIENT].traffic.down > 0
 
 
 def test_failed_text_install_keeps_previous_table(
@@ -209,3 +210,30 @@ def test_check_rejects_table_named_like_keyword(namespace_lab: NamespaceLab) -> 
         with pytest.raises(ConfigError, match="firewall.table 'counter' is invalid"):
             check_ruleset(spec)
         check_ruleset(SPEC)
+
+
+def test_dump_of_missing_table_names_table_and_cause(
+    namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
+) -> None:
+    enforcer.install([Grant(CLIENT, 60)])
+    enforcer.uninstall()
+
+    with pytest.raises(EnforcementError) as raised:
+        enforcer.usage()
+
+    message = str(raised.value)
+    assert "reading the counters of table inet capport failed" in message
+    assert "the table or set does not exist" in message
+
+
+def test_dump_works_from_another_thread(
+    namespace_lab: NamespaceLab, enforcer: NftablesEnforcer
+) -> None:
+    # The gateway reads counters in a worker thread, which is not in the
+    # namespace the enforcer was created in.
+    enforcer.install([Grant(CLIENT, 600), Grant(LIMITED, 600)])
+
+    with ThreadPoolExecutor(1) as pool:
+        devices = pool.submit(enforcer.authorised).result()
+
+    assert set(devices) == {CLIENT, LIMITED}

@@ -207,7 +207,7 @@ def _judge(
             value=ratio(enforcer, nft),
             unit="x",
             measured=(
-                f"enforcer counters() {enforcer:.2f} s ({cpu:.2f} s of CPU) for "
+                f"enforcer usage() {enforcer:.2f} s ({cpu:.2f} s of CPU) for "
                 f"{devices:,} devices, `nft -j list set` {nft:.2f} s for "
                 f"{elements:,} elements; medians of {len(passes)} pass(es)"
             ),
@@ -260,7 +260,7 @@ def _idle_figure(
     settings: Settings, idle: IdleShare, accounting: dict[str, Any]
 ) -> Figure:
     passes = accounting["passes"]
-    usage_cpu = median([p["usage_cpu_seconds"] for p in passes])
+    usage_cpu = median([p["enforcer_cpu_seconds"] for p in passes])
     per_pass = ", ".join(f"{cpu:.2f}" for cpu in idle.pass_cpu_seconds) or "none"
     if idle.aligned:
         window = (
@@ -280,7 +280,7 @@ def _idle_figure(
             f"the idle daemon's CPU time (utime + stime in /proc) "
             f"{idle.cpu_seconds:.2f} s over {idle.window_seconds:.0f} s, {window}; "
             f"CPU per pass {per_pass} s; enforcer usage() alone {usage_cpu:.2f} s "
-            f"of CPU for {passes[0]['usage_devices']:,} devices in the worker"
+            f"of CPU for {passes[0]['enforcer_devices']:,} devices in the worker"
         ),
         target=under(5.0, "%"),
     )
@@ -295,10 +295,12 @@ def _describe(result: Result, settings: Settings, accounting: dict[str, Any]) ->
         "timestamps): from `Store opened` to `Reconciled the firewall`. It "
         "includes reading the sessions, building and applying one "
         "transaction, and indexing them in memory.",
-        "The accounting pass is `NftablesEnforcer.counters()`, which lists "
-        "both authorised sets through libnftables and parses every element, "
-        "in a separate process in the gateway's namespace with its "
-        "libnftables context already open. Its reference is "
+        "The accounting pass is `NftablesEnforcer.usage()`, everything the "
+        "daemon's periodic pass reads from the kernel: it dumps both "
+        "authorised sets, both download sets and the quota objects over "
+        "nfnetlink and joins the counters of each device. It runs in a "
+        "separate process in the gateway's namespace with its socket "
+        "already open. Its reference is "
         f"`{accounting['nft_command']}` (process start included) in the same "
         "process, right after it.",
         "The accounting CPU share is measured on the daemon itself, left "

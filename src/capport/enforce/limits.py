@@ -497,16 +497,23 @@ def combine_usage(
     """
     usage = {}
     for device, up in up_bytes.items():
-        used = {}
-        if quotas:
-            used = {
-                direction: quotas[name]
-                for direction in (UP, DOWN, TOTAL)
-                if (name := object_name(f"quota-{direction}", device)) in quotas
-            }
         traffic = Traffic(up, down_bytes.get(str(device.ip), 0))
-        usage[device] = DeviceUsage(traffic, used)
+        usage[device] = DeviceUsage(traffic, quotas_used(device, quotas))
     return usage
+
+
+def quotas_used(device: Device, quotas: dict[str, int]) -> dict[str, int]:
+    """Return the bytes device's quota objects used, by direction.
+
+    quotas maps quota object names to the bytes they have used.
+    """
+    if not quotas:
+        return {}
+    return {
+        direction: quotas[name]
+        for direction in (UP, DOWN, TOTAL)
+        if (name := object_name(f"quota-{direction}", device)) in quotas
+    }
 
 
 def _items(listing: Any) -> list[dict[str, Any]]:

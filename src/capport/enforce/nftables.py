@@ -3,16 +3,14 @@
 Every change is one transaction through libnftables (the pip-nftables
 module, over ctypes), so the kernel applies it whole or not at all and no
 `nft` process is started per change. Grants and revocations are JSON
-documents. The install, which carries every authorised device, and the
-listings that accounting reads use nft's text syntax (see nftsyntax and
-listing). The install runs in a child `nft -f -` (see nftchild), so the
-115-140 MB that libnftables takes to parse it for 100,000 sessions is
-returned when the child exits. The listings run through a second context
-in this process, because in a child a pass over 100,000 elements took
-2.3 s against 1.6 s in-process: the child faults in its heap again on
-every listing. For 200,000 elements `nft -f` took 140 MB to apply the
-text and 315 MB to apply the same JSON, and libnftables took about a
-third less CPU time to list a set as text. The contexts bind their
+documents. The install, which carries every authorised device, uses nft's
+text syntax (see nftsyntax) and runs in a child `nft -f -` (see nftchild),
+so the 115-140 MB that libnftables takes to parse it for 100,000 sessions
+is returned when the child exits. For 200,000 elements `nft -f` took
+140 MB to apply the text and 315 MB to apply the same JSON. The counters
+and timeouts that accounting and reconcile read are dumped from the kernel
+over nfnetlink (see nfdump), which is read-only and three times faster
+than a libnftables listing. The contexts and the dump socket bind their
 netlink sockets when they are created, and the child runs in the
 namespace that was current then, so the enforcer works in the network
 namespace of the thread that created it.
@@ -32,7 +30,15 @@ import nftables
 
 from capport import heap
 from capport.config import Config
-from capport.enforce import limits, listing, lists, nftchild, nftsyntax, ruleset
+from capport.enforce import (
+    limits,
+    listing,
+    lists,
+    nfdump,
+    nftchild,
+    nftsyntax,
+    ruleset,
+)
 from capport.enforce.base import DeviceUsage, Grant, IPNetwork
 from capport.enforce.conntrack import ConnectionTracker
 from capport.enforce.listing import ElementState
@@ -68,6 +74,7 @@ class NftablesEnforcer:
         self._nft = _open_context()
         self._text = _open_context(json_output=False)
         self._child = nftchild.NftRunner(_error_text)
+        self._dumper = nfdump.NfDumper(spec.table)
         self._lock = threading.Lock()
         self._conntrack = ConnectionTracker()
         # The contents of the MAC and walled-garden sets, loaded again into
@@ -184,35 +191,19 @@ class NftablesEnforcer:
     def usage(self) -> dict[Device, DeviceUsage]:
         """Return every authorised device's counters.
 
-        Without quota objects, each of the four sets is listed on its own,
-        so libnftables keeps one set's elements at a time (about 75 MB for
-        100,000 where the whole table took 150 MB). Quota objects are only
-        listed with the whole table, because libnftables 1.0.6 took 6 s for
-        `list quotas table` with 100,000 sessions.
+        The four sets and the quota objects are dumped one after the other,
+        each over nfnetlink (see nfdump).
         """
         action = f"reading the counters of {self._table}"
-        authorised = (ruleset.ALLOWED4, ruleset.ALLOWED6)
-        downloads = (limits.down_set(4), limits.down_set(6))
-        if self._may_have_quotas():
-            commands = [f"list {self._table}"]
-        else:
-            commands = [
-                f"list set {ruleset.FAMILY} {self.spec.table} {name}"
-                for name in authorised + downloads
-            ]
-        found = listing.TableListing()
-        for command in commands:
-            text = self.apply_text(command, action)
-            try:
-                part = listing.parse_listing(text, authorised, downloads)
-            except ValueError as error:
-                raise EnforcementError(f"{action} failed: {error}") from error
-            del text
-            found.authorised.update(part.authorised)
-            found.downloads.update(part.downloads)
-            found.quotas.update(part.quotas)
-        up_bytes = {device: state.bytes for device, state in found.authorised.items()}
-        return limits.combine_usage(up_bytes, found.downloads, found.quotas)
+        authorised = [ruleset.ALLOWED4, ruleset.ALLOWED6]
+        downloads = [limits.down_set(4), limits.down_set(6)]
+        try:
+            up = [e for name in authorised for e in self._dumper.set_elements(name)]
+            down = [e for name in downloads for e in self._dumper.set_elements(name)]
+            quotas = self._dumper.quotas_used() if self._may_have_quotas() else {}
+            return listing.device_usage(up, down, quotas)
+        except (nfdump.DumpError, OSError, ValueError) as error:
+            raise EnforcementError(f"{action} failed: {error}") from error
 
     def _may_have_quotas(self) -> bool:
         """Tell whether the object index shows quota objects, or is not filled yet.
@@ -348,22 +339,15 @@ class NftablesEnforcer:
         }
 
     def elements(self) -> dict[Device, ElementState]:
-        """Return every element of both authorised sets.
-
-        libnftables 1.0.6 fails on the second of two `list set` commands in
-        one input with "No such file or directory", so each set is listed
-        in a call of its own. Listing the whole table would also list the
-        download set, which has as many elements again.
-        """
+        """Return every element of both authorised sets, dumped over nfnetlink."""
         action = f"listing the authorised devices of {self._table}"
         states: dict[Device, ElementState] = {}
-        for name in (ruleset.ALLOWED4, ruleset.ALLOWED6):
-            command = f"list set {ruleset.FAMILY} {self.spec.table} {name}"
-            text = self.apply_text(command, action)
-            try:
-                states.update(listing.parse_listing(text, (name,)).authorised)
-            except ValueError as error:
-                raise EnforcementError(f"{action} failed: {error}") from error
+        try:
+            for name in (ruleset.ALLOWED4, ruleset.ALLOWED6):
+                elements = self._dumper.set_elements(name)
+                states.update(listing.authorised_states(elements))
+        except (nfdump.DumpError, OSError, ValueError) as error:
+            raise EnforcementError(f"{action} failed: {error}") from error
         return states
 
     def exists(self) -> bool:
@@ -437,6 +421,7 @@ class NftablesEnforcer:
     def close(self) -> None:
         self._conntrack.close()
         self._child.close()
+        self._dumper.close()
 
 
 def _needed_rules(grants: list[Grant]) -> frozenset[str]:
