@@ -210,7 +210,18 @@ def test_keep_alive_serves_two_requests(responder: RunningResponder) -> None:
     second = client.read_response()
     assert first.portal_token_url() == "http://example.com/first"
     assert second.portal_token_url() == "http://example.com/second"
-    assert second.headers["connection"] == "keep-alive"
+    # HTTP/1.1 connections persist by default, so no header says so.
+    assert "connection" not in second.headers
+
+
+def test_http10_keep_alive_is_confirmed(responder: RunningResponder) -> None:
+    client = responder.connect()
+    client.send(get("/first", version="1.0", extra=b"Connection: keep-alive\r\n"))
+    first = client.read_response()
+    client.send(get("/second", version="1.0", extra=b"Connection: keep-alive\r\n"))
+    second = client.read_response()
+    assert first.headers["connection"] == "keep-alive"
+    assert second.portal_token_url() == "http://example.com/second"
 
 
 def test_pipelined_requests_get_ordered_responses(responder: RunningResponder) -> None:

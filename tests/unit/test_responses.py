@@ -37,9 +37,16 @@ def make_request(
     method: bytes = b"GET",
     keep_alive: bool = True,
     destination: str = "198.51.100.7",
+    http10: bool = False,
 ) -> InterceptedRequest:
     return parse_request(
-        method, target, host, CLIENT, keep_alive, destination=lambda: destination
+        method,
+        target,
+        host,
+        CLIENT,
+        keep_alive,
+        destination=lambda: destination,
+        http10=http10,
     )
 
 
@@ -116,8 +123,15 @@ def test_captive_date_is_clock_time() -> None:
     assert captive().header("Date").endswith(" GMT")
 
 
-def test_captive_keeps_alive_when_client_does() -> None:
-    assert captive(make_request(keep_alive=True)).header("Connection") == "keep-alive"
+def test_captive_to_http11_keeps_alive_without_header() -> None:
+    response = captive(make_request(keep_alive=True))
+    assert "connection" not in response.headers
+    assert response.body.startswith(b"<!DOCTYPE html>")
+
+
+def test_captive_to_http10_confirms_keep_alive() -> None:
+    response = captive(make_request(keep_alive=True, http10=True))
+    assert response.header("Connection") == "keep-alive"
 
 
 def test_captive_closes_when_client_does_not_keep_alive() -> None:

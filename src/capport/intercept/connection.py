@@ -116,6 +116,7 @@ class InterceptConnection(asyncio.Protocol):
         self._expect_continue = False
         self._method = b""
         self._keep_alive = True
+        self._http10 = False
 
     # asyncio.Protocol
 
@@ -257,8 +258,10 @@ class InterceptConnection(asyncio.Protocol):
         parser = self._parser
         self._method = parser.get_method()
         self._keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
+        version = parser.get_http_version()
+        self._http10 = version != "1.1"
         if self._host is None or self._expect_continue:
-            self._check_version(parser.get_http_version())
+            self._check_version(version)
 
     def on_body(self, body: bytes) -> None:
         # The body is counted and dropped, because no response depends on it.
@@ -285,7 +288,7 @@ class InterceptConnection(asyncio.Protocol):
             and not authorised
             and self._host.partition(b":")[0].lower() not in self._agent_hosts
         ):
-            key = (self._method, self._target, self._host, keep_alive)
+            key = (self._method, self._target, self._host, keep_alive, self._http10)
             response = self._cache.get(key)
         if response is None:
             response, keep_alive = self._build_response(authorised, key)
@@ -430,6 +433,7 @@ class InterceptConnection(asyncio.Protocol):
             self._keep_alive,
             self._original_destination,
             self._user_agent,
+            self._http10,
         )
         probe = self._probes.match(request.host, request.target, request.user_agent)
         action = classify(request, authorised, probe)

@@ -30,7 +30,11 @@ _ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 @dataclass(frozen=True, slots=True)
 class InterceptedRequest:
-    """One parsed request, reduced to the values that choosing a response needs."""
+    """One parsed request, reduced to the values that choosing a response needs.
+
+    http10 is set for an HTTP/1.0 request, whose connection persists only
+    if the response says so.
+    """
 
     method: str
     target: str
@@ -39,6 +43,7 @@ class InterceptedRequest:
     client_ip: IPAddress
     keep_alive: bool
     user_agent: str | None = None
+    http10: bool = False
 
     @property
     def is_head(self) -> bool:
@@ -53,6 +58,7 @@ def parse_request(
     keep_alive: bool,
     destination: Callable[[], str],
     user_agent: bytes | None = None,
+    http10: bool = False,
 ) -> InterceptedRequest:
     """Build an InterceptedRequest from the raw values the parser produced.
 
@@ -69,6 +75,7 @@ def parse_request(
         client_ip=client_ip,
         keep_alive=keep_alive,
         user_agent=(user_agent.decode("latin-1") if user_agent is not None else None),
+        http10=http10,
     )
 
 

@@ -50,7 +50,6 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _HTML_TYPE = b"Content-Type: text/html; charset=utf-8\r\n"
 _TEXT_TYPE = b"Content-Type: text/plain; charset=utf-8\r\n"
 _NO_STORE = b"Cache-Control: no-store\r\n"
-_KEEP_ALIVE = b"Connection: keep-alive\r\n\r\n"
 _CLOSE = b"Connection: close\r\n\r\n"
 
 _CAPTIVE_PAGE = """\
@@ -155,12 +154,12 @@ class ResponseBuilder:
             return self.return_to(request)
         if action is Action.PROBE_REDIRECT:
             rest = proberesponses.redirect_to_portal(
-                self._portal_url, request.keep_alive, request.is_head
+                self._portal_url, _connection(request), request.is_head
             )
             return status_line(302) + self._date_header() + rest
         if action is Action.PROBE_SUCCESS and probe is not None:
             rest = proberesponses.expected_response(
-                probe, request.keep_alive, request.is_head
+                probe, _connection(request), request.is_head
             )
             return status_line(probe.status) + self._date_header() + rest
         return self.captive(request)
@@ -171,7 +170,6 @@ class ResponseBuilder:
         page = self._pages.get(request.captured_url)
         if page is None:
             page = self._captive_page(request.captured_url)
-        connection = _KEEP_ALIVE if request.keep_alive else _CLOSE
         return b"".join(
             (
                 self._captive_status,
@@ -179,7 +177,7 @@ class ResponseBuilder:
                 _HTML_TYPE,
                 _NO_STORE,
                 b"Content-Length: %d\r\n" % len(page),
-                connection,
+                _connection(request),
                 b"" if request.is_head else page,
             )
         )
@@ -240,6 +238,10 @@ class ResponseBuilder:
             self._date = b"Date: %s\r\n" % formatdate(second, usegmt=True).encode()
             self._pages.clear()
         return self._date
+
+
+def _connection(request: InterceptedRequest) -> bytes:
+    return proberesponses.connection_lines(request.keep_alive, request.http10)
 
 
 def _error_parts(status: int) -> tuple[tuple[bytes, bytes], bytes]:
