@@ -47,10 +47,7 @@ def test_element_without_timeout_never_expires() -> None:
 
 
 def test_usage_joins_download_counter_by_address() -> None:
-    up = [SetElement(KEY_A, 7, 532, None), SetElement(KEY_V6, 2, 144, None)]
-    down = [SetElement(KEY_A[8:], 9, 4096, None)]
-
-    usage = device_usage(up, down, {})
+    usage = device_usage({KEY_A: 532, KEY_V6: 144}, {KEY_A[8:]: 4096}, {})
 
     assert usage[A] == DeviceUsage(Traffic(532, 4096), {})
     assert usage[V6] == DeviceUsage(Traffic(144, 0), {})
@@ -63,7 +60,7 @@ def test_usage_reads_quotas_of_the_device() -> None:
         "quota-up-020000000099-c000020b": 5,
     }
 
-    usage = device_usage([SetElement(KEY_A, 1, 10, None)], [], quotas)
+    usage = device_usage({KEY_A: 10}, {}, quotas)
 
     assert usage[A].quota_used == {"total": 2048, "up": 1234}
 

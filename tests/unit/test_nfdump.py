@@ -23,15 +23,19 @@ def captured(name: str) -> list[bytes]:
     return [bytes.fromhex(line) for line in text.split()]
 
 
-def read_capture(name: str, read=nfdump.read_element_list) -> list:
+def read_capture(name: str) -> list[SetElement]:
+    elements: list[SetElement] = []
+    feed(name, lambda payload: nfdump.read_element_list(payload, elements.append))
+    return elements
+
+
+def feed(name: str, read) -> None:
     buffers = captured(name)
     sequence = struct.unpack_from("=I", buffers[0], 8)[0]
-    items: list = []
-    reply = DumpReply(sequence, f"dumping {name}", items, read)
+    reply = DumpReply(sequence, f"dumping {name}", read)
     for buffer in buffers:
         reply.feed(buffer)
     assert reply.done
-    return items
 
 
 def message(kind: int, sequence: int, payload: bytes, flags: int = 0) -> bytes:
@@ -73,7 +77,8 @@ def test_dump_of_download_set_keys_by_address() -> None:
 
 
 def test_dump_reads_used_quota_bytes_by_name() -> None:
-    quotas = dict(read_capture("quotas", nfdump.read_quota))
+    quotas: dict[str, int] = {}
+    feed("quotas", lambda payload: quotas.update([nfdump.read_quota(payload)]))
 
     assert quotas == {
         "quota-total-020000000011-c000020b": 2048,
@@ -83,8 +88,7 @@ def test_dump_reads_used_quota_bytes_by_name() -> None:
 
 
 def test_reply_error_names_the_dump_and_the_cause() -> None:
-    items: list = []
-    reply = DumpReply(7, "dumping set allowed4", items, nfdump.read_element_list)
+    reply = DumpReply(7, "dumping set allowed4", lambda payload: None)
     error = struct.pack("=i", -errno.ENOENT) + bytes(16)
 
     with pytest.raises(DumpError, match="dumping set allowed4: the table or set does"):
@@ -92,8 +96,8 @@ def test_reply_error_names_the_dump_and_the_cause() -> None:
 
 
 def test_reply_skips_messages_of_an_earlier_dump() -> None:
-    items: list = []
-    reply = DumpReply(8, "dumping set allowed4", items, nfdump.read_element_list)
+    items: list[bytes] = []
+    reply = DumpReply(8, "dumping set allowed4", items.append)
     stale = captured("allowed4")[0]
 
     reply.feed(stale)
@@ -104,8 +108,7 @@ def test_reply_skips_messages_of_an_earlier_dump() -> None:
 
 
 def test_reply_marks_an_interrupted_dump_incomplete() -> None:
-    items: list = []
-    reply = DumpReply(3, "dumping set allowed4", items, nfdump.read_element_list)
+    reply = DumpReply(3, "dumping set allowed4", lambda payload: None)
     empty = struct.pack("=BBH", 1, 0, 0)
 
     reply.feed(message(0x0A0C, 3, empty, flags=nfdump.NLM_F_DUMP_INTR))
@@ -117,9 +120,9 @@ def test_reply_marks_an_interrupted_dump_incomplete() -> None:
 
 def test_truncated_attribute_ends_the_element() -> None:
     # An attribute whose length is under its own header is not followed.
-    items: list = []
+    items: list[SetElement] = []
     payload = struct.pack("=BBH", 1, 0, 0) + struct.pack("=HH", 2, 3)
 
-    nfdump.read_element_list(payload, items)
+    nfdump.read_element_list(payload, items.append)
 
     assert items == []

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
+from types import MappingProxyType
 from typing import Protocol
 
 from capport.models import Device, IPAddress
@@ -52,6 +53,11 @@ class Traffic:
         return self.up + self.down
 
 
+# The quota_used of a device without quotas: one shared, read-only mapping
+# rather than an empty dict per device in every accounting pass.
+NO_QUOTAS_USED: Mapping[str, int] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     """A device that may forward traffic, for how many more seconds, and its limits.
@@ -76,7 +82,7 @@ class DeviceUsage:
     """
 
     traffic: Traffic
-    quota_used: dict[str, int] = field(default_factory=dict)
+    quota_used: Mapping[str, int] = field(default_factory=lambda: NO_QUOTAS_USED)
 
 
 class Enforcer(Protocol):

@@ -36,6 +36,7 @@ from ipaddress import IPv6Address, ip_address
 from typing import Any
 
 from capport.enforce.base import (
+    NO_QUOTAS_USED,
     DeviceUsage,
     Grant,
     Limits,
@@ -502,13 +503,13 @@ def combine_usage(
     return usage
 
 
-def quotas_used(device: Device, quotas: dict[str, int]) -> dict[str, int]:
+def quotas_used(device: Device, quotas: dict[str, int]) -> Mapping[str, int]:
     """Return the bytes device's quota objects used, by direction.
 
     quotas maps quota object names to the bytes they have used.
     """
     if not quotas:
-        return {}
+        return NO_QUOTAS_USED
     return {
         direction: quotas[name]
         for direction in (UP, DOWN, TOTAL)

@@ -57,21 +57,19 @@ def authorised_states(elements: Iterable[SetElement]) -> dict[Device, ElementSta
 
 
 def device_usage(
-    authorised: Iterable[SetElement],
-    downloads: Iterable[SetElement],
-    quotas: dict[str, int],
+    sent: dict[bytes, int], received: dict[bytes, int], quotas: dict[str, int]
 ) -> dict[Device, DeviceUsage]:
     """Join each authorised device's upload and download counters and quotas.
 
-    downloads are the elements of the download sets; a device missing there
-    has received nothing. quotas maps quota object names to the bytes they
-    have used.
+    sent maps the keys of the authorised sets to the bytes of their
+    counters, and received the keys of the download sets; a device missing
+    there has received nothing. quotas maps quota object names to the bytes
+    they have used.
     """
-    down = {element.key: element.bytes for element in downloads}
     usage = {}
-    for element in authorised:
-        device = device_of(element.key)
-        traffic = Traffic(element.bytes, down.get(element.key[_ADDRESS_OFFSET:], 0))
+    for key, up in sent.items():
+        device = device_of(key)
+        traffic = Traffic(up, received.get(key[_ADDRESS_OFFSET:], 0))
         usage[device] = DeviceUsage(traffic, limits.quotas_used(device, quotas))
     return usage
 

@@ -21,7 +21,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 # Netlink (linux/netlink.h).
 NETLINK_NETFILTER = 12
@@ -80,9 +80,6 @@ _DUMP_ATTEMPTS = 3
 _TIMEOUT_SECONDS = 10.0
 
 
-_Item = Any
-
-
 class SetElement(NamedTuple):
     """One element of a set as the kernel dumped it.
 
@@ -139,23 +136,53 @@ class NfDumper:
 
     def set_elements(self, set_name: str) -> list[SetElement]:
         """Return every element of a set, with its counter and time left."""
-        attributes = _attribute(NFTA_SET_ELEM_LIST_TABLE, self._table) + _attribute(
-            NFTA_SET_ELEM_LIST_SET, set_name.encode() + b"\0"
-        )
-        return self._dump(
-            NFT_MSG_GETSETELEM,
-            attributes,
-            f"dumping set {set_name}",
-            read_element_list,
-        )
+        elements: list[SetElement] = []
+        self._dump_set(set_name, elements.append, elements.clear)
+        return elements
+
+    def byte_counters(self, set_name: str) -> dict[bytes, int]:
+        """Return the bytes of each element's counter, by the element's key.
+
+        The elements are not kept, so a dump of 100,000 takes only the
+        memory of the returned dict.
+        """
+        counters: dict[bytes, int] = {}
+
+        def add(element: SetElement) -> None:
+            counters[element.key] = element.bytes
+
+        self._dump_set(set_name, add, counters.clear)
+        return counters
 
     def quotas_used(self) -> dict[str, int]:
         """Return the bytes each quota object of the table has used, by name."""
         attributes = _attribute(NFTA_OBJ_TABLE, self._table) + _attribute(
             NFTA_OBJ_TYPE, _BE32.pack(NFT_OBJECT_QUOTA)
         )
-        return dict(
-            self._dump(NFT_MSG_GETOBJ, attributes, "dumping quotas", read_quota)
+        used: dict[str, int] = {}
+
+        def read(payload: bytes) -> None:
+            name, consumed = read_quota(payload)
+            used[name] = consumed
+
+        self._dump(NFT_MSG_GETOBJ, attributes, "dumping quotas", read, used.clear)
+        return used
+
+    def _dump_set(
+        self,
+        set_name: str,
+        add: Callable[[SetElement], None],
+        restart: Callable[[], None],
+    ) -> None:
+        attributes = _attribute(NFTA_SET_ELEM_LIST_TABLE, self._table) + _attribute(
+            NFTA_SET_ELEM_LIST_SET, set_name.encode() + b"\0"
+        )
+
+        def read(payload: bytes) -> None:
+            read_element_list(payload, add)
+
+        self._dump(
+            NFT_MSG_GETSETELEM, attributes, f"dumping set {set_name}", read, restart
         )
 
     def close(self) -> None:
@@ -166,36 +193,28 @@ class NfDumper:
         message: int,
         attributes: bytes,
         action: str,
-        read: Callable[[bytes, list[_Item]], None],
-    ) -> list[_Item]:
-        """Run a dump; read appends what each message contains to the list it gets.
+        read: Callable[[bytes], None],
+        restart: Callable[[], None],
+    ) -> None:
+        """Run a dump, calling read with each message's payload.
 
-        An interrupted dump is run again from the start.
+        An interrupted dump is run again from the start, after restart has
+        dropped what read kept of it.
         """
         with self._lock:
-            for _ in range(_DUMP_ATTEMPTS):
-                items: list[_Item] = []
-                if self._run(message, attributes, action, items, read):
-                    return items
+            for attempt in range(_DUMP_ATTEMPTS):
+                if attempt:
+                    restart()
+                sequence = self._send(message, attributes)
+                reply = DumpReply(sequence, action, read)
+                while not reply.done:
+                    try:
+                        reply.feed(self._socket.recv(_RECEIVE_BYTES))
+                    except TimeoutError as error:
+                        raise DumpError(errno.ETIMEDOUT, action) from error
+                if reply.complete:
+                    return
         raise DumpError(errno.EINTR, action)
-
-    def _run(
-        self,
-        message: int,
-        attributes: bytes,
-        action: str,
-        items: list[_Item],
-        read: Callable[[bytes, list[_Item]], None],
-    ) -> bool:
-        """Run one dump to its end; return whether no message was interrupted."""
-        sequence = self._send(message, attributes)
-        reply = DumpReply(sequence, action, items, read)
-        while not reply.done:
-            try:
-                reply.feed(self._socket.recv(_RECEIVE_BYTES))
-            except TimeoutError as error:
-                raise DumpError(errno.ETIMEDOUT, action) from error
-        return reply.complete
 
     def _send(self, message: int, attributes: bytes) -> int:
         self._drain()
@@ -226,21 +245,16 @@ class NfDumper:
 class DumpReply:
     """Reads the buffers the kernel sends in reply to one dump request.
 
-    read appends what one message contains to items. done is set by the
-    message that ends the dump, and complete is cleared by any message the
-    kernel marked as interrupted by a change to the table.
+    read gets the payload of each message. done is set by the message that
+    ends the dump, and complete is cleared by any message the kernel marked
+    as interrupted by a change to the table.
     """
 
     def __init__(
-        self,
-        sequence: int,
-        action: str,
-        items: list[_Item],
-        read: Callable[[bytes, list[_Item]], None],
+        self, sequence: int, action: str, read: Callable[[bytes], None]
     ) -> None:
         self._sequence = sequence
         self._action = action
-        self._items = items
         self._read = read
         self.done = False
         self.complete = True
@@ -259,7 +273,7 @@ class DumpReply:
                 return
             if flags & NLM_F_DUMP_INTR:
                 self.complete = False
-            self._read(payload, self._items)
+            self._read(payload)
 
 
 def _attribute(kind: int, payload: bytes) -> bytes:
@@ -279,13 +293,13 @@ def _split(buffer: bytes, sequence: int) -> Iterator[tuple[int, int, bytes]]:
         offset += (length + 3) & ~3
 
 
-def read_element_list(payload: bytes, elements: list[SetElement]) -> None:
-    """Append the elements one NFT_MSG_NEWSETELEM message carries."""
+def read_element_list(payload: bytes, add: Callable[[SetElement], None]) -> None:
+    """Pass each element one NFT_MSG_NEWSETELEM message carries to add."""
     for kind, start, end in _attributes(payload, _NFGENMSG.size, len(payload)):
         if kind == NFTA_SET_ELEM_LIST_ELEMENTS:
             for item, item_start, item_end in _attributes(payload, start, end):
                 if item == NFTA_LIST_ELEM:
-                    elements.append(_read_element(payload, item_start, item_end))
+                    add(_read_element(payload, item_start, item_end))
 
 
 def _read_element(data: bytes, start: int, end: int) -> SetElement:
@@ -342,7 +356,8 @@ def _counter(
     return packets, size
 
 
-def read_quota(payload: bytes, quotas: list[tuple[str, int]]) -> None:
+def read_quota(payload: bytes) -> tuple[str, int]:
+    """Return the name and used bytes of the quota one NFT_MSG_NEWOBJ carries."""
     name = ""
     consumed = 0
     for kind, start, end in _attributes(payload, _NFGENMSG.size, len(payload)):
@@ -352,7 +367,7 @@ def read_quota(payload: bytes, quotas: list[tuple[str, int]]) -> None:
             value = _nested_value(payload, start, end, NFTA_QUOTA_CONSUMED)
             if value:
                 consumed = _BE64.unpack(value)[0]
-    quotas.append((name, consumed))
+    return name, consumed
 
 
 def _nested_value(data: bytes, start: int, end: int, wanted: int) -> bytes:

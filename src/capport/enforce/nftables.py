@@ -198,12 +198,18 @@ class NftablesEnforcer:
         authorised = [ruleset.ALLOWED4, ruleset.ALLOWED6]
         downloads = [limits.down_set(4), limits.down_set(6)]
         try:
-            up = [e for name in authorised for e in self._dumper.set_elements(name)]
-            down = [e for name in downloads for e in self._dumper.set_elements(name)]
+            sent = self._byte_counters(authorised)
+            received = self._byte_counters(downloads)
             quotas = self._dumper.quotas_used() if self._may_have_quotas() else {}
-            return listing.device_usage(up, down, quotas)
+            return listing.device_usage(sent, received, quotas)
         except (nfdump.DumpError, OSError, ValueError) as error:
             raise EnforcementError(f"{action} failed: {error}") from error
+
+    def _byte_counters(self, set_names: list[str]) -> dict[bytes, int]:
+        counters = self._dumper.byte_counters(set_names[0])
+        for name in set_names[1:]:
+            counters.update(self._dumper.byte_counters(name))
+        return counters
 
     def _may_have_quotas(self) -> bool:
         """Tell whether the object index shows quota objects, or is not filled yet.
