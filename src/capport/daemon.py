@@ -179,6 +179,8 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
             gateway.is_authorised_ip,
             ProbeTable(merge_probes(config.probes)),
             portal_url6=config.portal_url6(),
+            has_session=gateway.has_session_ip,
+            address_epoch=gateway.address_epoch,
         )
         await _start_responder(responder, addresses, config.responder.port)
         stack.push_async_callback(responder.stop)

@@ -45,7 +45,7 @@ from capport.macindex import SessionsByMac
 from capport.maclists import MacLists, override_for
 from capport.meters import SessionMeters
 from capport.metrics import ACCOUNTING_PASS_SECONDS, GRANT_BATCH_SIZE
-from capport.models import Device, EndReason, IPAddress, Session
+from capport.models import Device, EndReason, Epoch, IPAddress, Session
 from capport.neighbours import NeighbourTable
 from capport.pacing import AccountingPacer, PassRecord
 from capport.store.base import (
@@ -115,6 +115,9 @@ class Gateway:
         self._device_limit_policy: DeviceLimitPolicy = device_limit_policy
         # Every authorised address, learned IPv6 ones included, to its session.
         self._by_ip: dict[IPAddress, Session] = {}
+        # Advanced whenever an address gains a session, so the responder can
+        # keep "not authorised" for an address without one until then.
+        self.address_epoch = Epoch()
         self._by_mac = SessionsByMac()
         # MAC to IPv6 addresses from neighbour messages; None until the
         # daemon calls follow_neighbour_events, so grants dump the table.
@@ -164,6 +167,10 @@ class Gateway:
         if session is None:
             return False
         return self._neighbours.lookup(ip) == session.device.mac
+
+    def has_session_ip(self, ip: IPAddress) -> bool:
+        """Tell whether any session holds ip, whatever device is at ip now."""
+        return ip in self._by_ip
 
     def sessions(self) -> list[Session]:
         """Return the active sessions, oldest first."""
@@ -854,6 +861,7 @@ class Gateway:
 
     def _index(self, session: Session, remaining: float) -> None:
         self._by_ip[session.device.ip] = session
+        self.address_epoch.advance()
         self._by_mac.add(session)
         self._active[session.id] = session
         self._deadlines[session.id] = self._clocks.monotonic() + remaining
@@ -933,6 +941,7 @@ class Gateway:
         for ip in addresses:
             learned.add(ip)
             self._by_ip[ip] = session
+        self.address_epoch.advance()
 
     def _forget_learned(self, session: Session) -> list[IPv6Address]:
         """Unindex the learned addresses that session still holds; return them.

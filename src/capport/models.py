@@ -61,6 +61,22 @@ class Session:
         return max(0.0, self.expires_at - now)
 
 
+class Epoch:
+    """A number that grows whenever a result read from shared state may change.
+
+    A reader keeps the value it saw with the result, and reads again once
+    the value has moved on.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def advance(self) -> None:
+        self.value += 1
+
+
 class EndReason:
     """Why a session ended, as recorded in the store."""
 

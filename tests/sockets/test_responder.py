@@ -24,7 +24,7 @@ import uvloop
 
 from capport.config import ResponderSection
 from capport.intercept import Responder
-from capport.models import IPAddress
+from capport.models import Epoch, IPAddress
 from capport.tokens import TokenSigner
 
 pytestmark = pytest.mark.timeout(60)
@@ -44,9 +44,16 @@ class RunningResponder:
         host: str = LOOPBACK,
     ) -> None:
         self.authorised: set[IPAddress] = set()
+        self.authorisation_checks = 0
+        self.epoch = Epoch()
         self.clients: list[Client] = []
         self.responder = Responder(
-            settings, PORTAL, SIGNER, lambda ip: ip in self.authorised
+            settings,
+            PORTAL,
+            SIGNER,
+            self._is_authorised,
+            has_session=lambda ip: ip in self.authorised,
+            address_epoch=self.epoch,
         )
         self._loop = new_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -54,6 +61,15 @@ class RunningResponder:
         self._call(self.responder.start(host, 0))
         self.host = host
         self.port = self.responder.addresses[0][1]
+
+    def authorise(self, ip: IPAddress) -> None:
+        """Give ip a session, as the gateway does: the epoch moves on."""
+        self.authorised.add(ip)
+        self.epoch.advance()
+
+    def _is_authorised(self, ip: IPAddress) -> bool:
+        self.authorisation_checks += 1
+        return ip in self.authorised
 
     def close_clients(self) -> None:
         for client in self.clients:
@@ -296,12 +312,32 @@ def test_authorised_client_gets_307_and_close(responder: RunningResponder) -> No
     client = responder.connect()
     client.send(get("/page?x=1"))
     assert client.read_response().status == 511
-    responder.authorised.add(IPv4Address(LOOPBACK))
+    responder.authorise(IPv4Address(LOOPBACK))
     client.send(get("/page?x=1"))
     response = client.read_response()
     assert response.status == 307
     assert response.headers["location"] == "http://example.com/page?x=1"
     assert client.is_closed_by_server()
+
+
+def test_client_without_session_is_checked_once_per_epoch(
+    responder: RunningResponder,
+) -> None:
+    client = responder.connect()
+    for _ in range(4):
+        client.send(get("/same"))
+        assert client.read_response().status == 511
+    checks = responder.authorisation_checks
+    # The last three requests hit the response cache; the first check
+    # found no session, so none of them asked again.
+    client.send(get("/same"))
+    assert client.read_response().status == 511
+    assert responder.authorisation_checks == checks
+
+    responder.epoch.advance()
+    client.send(get("/same"))
+    assert client.read_response().status == 511
+    assert responder.authorisation_checks == checks + 1
 
 
 def test_identical_requests_each_get_511(responder: RunningResponder) -> None:
@@ -645,7 +681,7 @@ def test_ipv6_client_is_checked_for_authorisation(
     start_responder: Callable[..., RunningResponder],
 ) -> None:
     server = start_responder(host="::1")
-    server.authorised.add(IPv6Address("::1"))
+    server.authorise(IPv6Address("::1"))
     client = server.connect()
     client.send(get("/x", host="[2001:db8::1]"))
     response = client.read_response()

@@ -71,6 +71,23 @@ def test_grant_commits_then_authorises(tmp_path) -> None:
     asyncio.run(scenario())
 
 
+def test_grant_advances_address_epoch(tmp_path) -> None:
+    clock = FakeClock()
+    gateway, store, _, _ = build(tmp_path, clock)
+
+    async def scenario() -> None:
+        await store.open()
+        await gateway.start()
+        before = gateway.address_epoch.value
+        assert not gateway.has_session_ip(A.ip)
+        await gateway.grant(A, "click-through")
+        await store.close()
+        assert gateway.address_epoch.value > before
+        assert gateway.has_session_ip(A.ip)
+
+    asyncio.run(scenario())
+
+
 def test_failed_kernel_grant_leaves_no_session(tmp_path) -> None:
     clock = FakeClock()
     gateway, store, _, _ = build(tmp_path, clock, FailingEnforcer())

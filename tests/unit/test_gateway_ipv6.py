@@ -89,6 +89,19 @@ def test_new_ipv6_address_learned(tmp_path: Path) -> None:
     run(tmp_path, neighbours, scenario)
 
 
+def test_learned_address_advances_address_epoch(tmp_path: Path) -> None:
+    neighbours = table((str(V4.ip), MAC))
+
+    async def scenario(gateway: Gateway, enforcer: MemoryEnforcer) -> None:
+        await gateway.grant(V4, "click-through")
+        before = gateway.address_epoch.value
+        assert await gateway.learn_ipv6(MAC, PRIVACY)
+        assert gateway.address_epoch.value > before
+        assert gateway.has_session_ip(PRIVACY)
+
+    run(tmp_path, neighbours, scenario)
+
+
 def test_learned_address_gets_remaining_time(tmp_path: Path) -> None:
     clock = Clock()
     neighbours = table((str(V4.ip), MAC))

@@ -81,6 +81,11 @@ class InterceptConnection(asyncio.Protocol):
         self._builder = responder.builder
         self._cache = responder.response_cache
         self._is_authorised = responder.is_authorised
+        self._has_session = responder.has_session
+        self._address_epoch = responder.address_epoch
+        # The address epoch at which the client was seen without a session,
+        # or -1: until the epoch moves on it cannot have been authorised.
+        self._captive_epoch = -1
         self._probes = responder.probes
         self._agent_hosts = responder.probes.agent_dependent_hosts
         self._stats = responder.stats
@@ -88,6 +93,7 @@ class InterceptConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._now = asyncio.get_running_loop().time
         self.deadline = self._now() + self._limits.header_timeout
+        self._keepalive_timeout = self._limits.keepalive_timeout
         self._destination: str | None = None
 
         # Input and output
@@ -136,6 +142,17 @@ class InterceptConnection(asyncio.Protocol):
             self._transport = None
 
     def data_received(self, data: bytes | memoryview) -> None:
+        if (
+            len(data) <= MAX_REUSED_REQUEST_BYTES
+            and not (self._in_message or self._closing or self._write_paused)
+            and (cached := self._cache.get(data)) is not None
+            and (
+                self._captive_epoch == self._address_epoch.value
+                or self._still_captive()
+            )
+        ):
+            self._reuse(cached)
+            return
         if self._closing or self._write_paused:
             self._hold(data)
             return
@@ -147,11 +164,6 @@ class InterceptConnection(asyncio.Protocol):
             self._feed_slices(data)
             return
         at_boundary = not self._in_message
-        if at_boundary:
-            cached = self._cache.get(data)
-            if cached is not None and not self._is_authorised(self.client_ip):
-                self._reuse(cached)
-                return
         self._feed(data)
         if (
             at_boundary
@@ -351,15 +363,29 @@ class InterceptConnection(asyncio.Protocol):
                 self._reject(431)
         self._flush()
 
+    def _still_captive(self) -> bool:
+        """Tell whether the client is not authorised; remember a result that lasts."""
+        epoch = self._address_epoch.value
+        if self._is_authorised(self.client_ip):
+            return False
+        if not self._has_session(self.client_ip):
+            self._captive_epoch = epoch
+        return True
+
     def _reuse(self, response: bytes) -> None:
-        """Send a response remembered for the same request bytes."""
+        """Send a response remembered for the same request bytes.
+
+        The request was whole in one read, so the connection goes straight
+        from one idle wait to the next.
+        """
         stats = self._stats
         stats.requests += 1
         stats.captive_responses += 1
         self._idle = True
-        self.deadline = self._now() + self._limits.keepalive_timeout
-        if self._transport is not None:
-            self._transport.write(response)
+        self.deadline = self._now() + self._keepalive_timeout
+        transport = self._transport
+        if transport is not None:
+            transport.write(response)
 
     def _feed_slices(self, data: bytes | memoryview) -> None:
         view = memoryview(data)

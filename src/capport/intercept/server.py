@@ -20,7 +20,7 @@ from capport.intercept.connection import LINGER_SECONDS, InterceptConnection
 from capport.intercept.destination import socket_address_ip
 from capport.intercept.responses import ResponseBuilder
 from capport.logformat import RepeatCounter, suppressed_note
-from capport.models import IPAddress
+from capport.models import Epoch, IPAddress
 from capport.probes import ProbeTable, merge_probes
 from capport.tokens import TokenSigner
 
@@ -83,6 +83,10 @@ class Responder:
     whether a client IP has logged in since its connection was redirected.
     portal_url6, when given, is the portal link for clients that connect
     over IPv6, so that a device without IPv4 gets a link it can follow.
+    has_session tells whether any session holds a client IP, and
+    address_epoch advances whenever an IP gains one. Given both, a
+    connection whose client has no session skips is_authorised until the
+    epoch moves on.
     """
 
     def __init__(
@@ -93,6 +97,8 @@ class Responder:
         is_authorised: Callable[[IPAddress], bool],
         probes: ProbeTable | None = None,
         portal_url6: str | None = None,
+        has_session: Callable[[IPAddress], bool] | None = None,
+        address_epoch: Epoch | None = None,
     ) -> None:
         self.settings = settings
         # The built-in probe table unless the configuration gives one.
@@ -109,6 +115,11 @@ class Responder:
             self.response_cache6 = {}
         self._client_ips: dict[str, IPAddress] = {}
         self.is_authorised = is_authorised
+        if has_session is None or address_epoch is None:
+            # Without both, every request asks is_authorised.
+            has_session, address_epoch = _always_has_session, Epoch()
+        self.has_session = has_session
+        self.address_epoch = address_epoch
         self.stats = ResponderStats()
         self._connections: set[InterceptConnection] = set()
         self._per_client: dict[str, int] = {}
@@ -274,3 +285,7 @@ class Responder:
                 except Exception as error:  # noqa: BLE001 - the sweep must go on
                     self.report_error(error, connection.client_ip)
                     connection.abort()
+
+
+def _always_has_session(ip: IPAddress) -> bool:
+    return True
