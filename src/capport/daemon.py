@@ -21,6 +21,7 @@ from typing import Any
 import uvloop
 from starlette.types import ASGIApp
 
+from capport import heap
 from capport.accounting import configured_entitlement
 from capport.acct.recorder import AccountingRecorder
 from capport.admin.app import create_admin_app, create_socket_app
@@ -268,6 +269,7 @@ async def serve(config: Config, config_path: Path | None = None) -> None:
         if config_path is not None:
             reloader = _Reloader(config, config_path, gateway, enforcer, signer)
             loop.add_signal_handler(signal.SIGHUP, reloader.schedule)
+        heap.freeze_start_objects()
         log.info(
             "Gateway running on %s: portal %s, responder port %d, %d sessions.",
             config.gateway.interface,

