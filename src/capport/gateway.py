@@ -400,7 +400,7 @@ class Gateway:
             boot_id=boot_id,
         )
 
-    def _previous_usage(self) -> dict[Device, DeviceUsage]:
+    def _previous_usage(self) -> Mapping[Device, DeviceUsage]:
         """Read the counters of the table a previous run left, if there is one."""
         try:
             return self._enforcer.usage()

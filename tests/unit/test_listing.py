@@ -6,10 +6,11 @@ import pytest
 
 from capport.enforce.base import DeviceUsage, Traffic
 from capport.enforce.listing import (
+    DeviceUsageMap,
     ElementState,
     authorised_states,
     device_of,
-    device_usage,
+    key_of,
     parse_address,
 )
 from capport.enforce.nfdump import SetElement
@@ -46,11 +47,33 @@ def test_element_without_timeout_never_expires() -> None:
     assert states[V6].remaining == math.inf
 
 
+def test_key_of_device_is_its_set_key() -> None:
+    assert key_of(A) == KEY_A
+    assert key_of(V6) == KEY_V6
+
+
 def test_usage_joins_download_counter_by_address() -> None:
-    usage = device_usage({KEY_A: 532, KEY_V6: 144}, {KEY_A[8:]: 4096}, {})
+    usage = DeviceUsageMap({KEY_A: 532, KEY_V6: 144}, {KEY_A[8:]: 4096}, {})
 
     assert usage[A] == DeviceUsage(Traffic(532, 4096), {})
     assert usage[V6] == DeviceUsage(Traffic(144, 0), {})
+
+
+def test_usage_lists_each_authorised_device() -> None:
+    usage = DeviceUsageMap({KEY_A: 1, KEY_V6: 2}, {}, {})
+
+    assert set(usage) == {A, V6}
+    assert len(usage) == 2
+    assert A in usage
+    assert Device.parse("02:00:00:00:00:99", "192.0.2.11") not in usage
+
+
+def test_usage_of_unlisted_device_is_missing() -> None:
+    usage = DeviceUsageMap({KEY_A: 1}, {}, {})
+
+    assert usage.get(V6) is None
+    with pytest.raises(KeyError):
+        usage[V6]
 
 
 def test_usage_reads_quotas_of_the_device() -> None:
@@ -60,7 +83,7 @@ def test_usage_reads_quotas_of_the_device() -> None:
         "quota-up-020000000099-c000020b": 5,
     }
 
-    usage = device_usage({KEY_A: 10}, {}, quotas)
+    usage = DeviceUsageMap({KEY_A: 10}, {}, quotas)
 
     assert usage[A].quota_used == {"total": 2048, "up": 1234}
 

@@ -110,7 +110,7 @@ class Enforcer(Protocol):
         """Return the authorised devices with their remaining seconds."""
         ...
 
-    def usage(self) -> dict[Device, DeviceUsage]:
+    def usage(self) -> Mapping[Device, DeviceUsage]:
         """Return the counters of every authorised device."""
         ...
 

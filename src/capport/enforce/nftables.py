@@ -22,7 +22,7 @@ import ctypes
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,7 +188,7 @@ class NftablesEnforcer:
         """Return the authorised devices with their remaining whole seconds."""
         return {device: state.remaining for device, state in self.elements().items()}
 
-    def usage(self) -> dict[Device, DeviceUsage]:
+    def usage(self) -> Mapping[Device, DeviceUsage]:
         """Return every authorised device's counters.
 
         The four sets and the quota objects are dumped one after the other,
@@ -201,7 +201,7 @@ class NftablesEnforcer:
             sent = self._byte_counters(authorised)
             received = self._byte_counters(downloads)
             quotas = self._dumper.quotas_used() if self._may_have_quotas() else {}
-            return listing.device_usage(sent, received, quotas)
+            return listing.DeviceUsageMap(sent, received, quotas)
         except (nfdump.DumpError, OSError, ValueError) as error:
             raise EnforcementError(f"{action} failed: {error}") from error
 
