@@ -8,8 +8,10 @@ import math
 import pytest
 
 from capport.bench.parsing import (
+    CpuKinds,
     busy_shares,
     log_seconds_between,
+    parse_cpu_kinds,
     parse_cpu_ticks,
     parse_cpu_times,
     parse_iperf3,
@@ -316,3 +318,17 @@ def test_thread_shares() -> None:
 
 def test_thread_shares_without_thread_frames() -> None:
     assert thread_shares(PY_SPY_RAW) == [("(all threads)", 1.0)]
+
+
+def test_cpu_kinds_split_user_system_and_interrupts() -> None:
+    kinds = parse_cpu_kinds(PROC_STAT)
+
+    first = PROC_STAT.splitlines()[1].split()
+    user, nice, system, _, _, irq, softirq = (int(v) for v in first[1:8])
+    assert kinds[0] == CpuKinds(user + nice, system, irq + softirq)
+
+
+def test_cpu_kinds_difference_is_per_kind() -> None:
+    later = CpuKinds(15, 27, 9)
+
+    assert later.minus(CpuKinds(10, 20, 4)) == CpuKinds(5, 7, 5)

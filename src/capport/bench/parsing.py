@@ -170,6 +170,36 @@ def parse_cpu_times(stat: str) -> dict[int, tuple[int, int]]:
     return times
 
 
+@dataclass(frozen=True)
+class CpuKinds:
+    """Clock ticks one CPU spent in user space, in the kernel for processes,
+    and in interrupts (irq and softirq, where most network receive work runs).
+    """
+
+    user: int
+    system: int
+    interrupts: int
+
+    def minus(self, earlier: CpuKinds) -> CpuKinds:
+        return CpuKinds(
+            self.user - earlier.user,
+            self.system - earlier.system,
+            self.interrupts - earlier.interrupts,
+        )
+
+
+def parse_cpu_kinds(stat: str) -> dict[int, CpuKinds]:
+    """Return the user, system and interrupt ticks of every CPU in /proc/stat."""
+    kinds: dict[int, CpuKinds] = {}
+    for line in stat.splitlines():
+        name, *values = line.split()
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        user, nice, system, _, _, irq, softirq = (int(v) for v in values[:7])
+        kinds[int(name[3:])] = CpuKinds(user + nice, system, irq + softirq)
+    return kinds
+
+
 def busy_shares(
     before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]
 ) -> dict[int, float]:

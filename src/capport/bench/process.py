@@ -8,6 +8,8 @@ from pathlib import Path
 from types import TracebackType
 
 from capport.bench.parsing import (
+    CpuKinds,
+    parse_cpu_kinds,
     parse_cpu_ticks,
     parse_cpu_times,
     parse_status_kilobytes,
@@ -46,6 +48,15 @@ def cpu_seconds(pid: int) -> float:
 def cpu_times() -> dict[int, tuple[int, int]]:
     """Return (busy, total) clock ticks of every CPU of the machine."""
     return parse_cpu_times(Path("/proc/stat").read_text())
+
+
+def cpu_kinds() -> dict[int, CpuKinds]:
+    """Return the user, system and interrupt ticks of every CPU of the machine."""
+    return parse_cpu_kinds(Path("/proc/stat").read_text())
+
+
+def ticks_to_seconds(ticks: int) -> float:
+    return ticks / _TICKS_PER_SECOND
 
 
 def _children(pid: int) -> list[int]:

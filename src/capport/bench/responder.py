@@ -28,8 +28,8 @@ from capport.bench.figures import (
     spread,
 )
 from capport.bench.nginx import REDIRECT_TABLE, Nginx, redirect_ruleset, render_config
-from capport.bench.parsing import WrkResult, busy_shares, parse_wrk
-from capport.bench.process import cpu_seconds, cpu_times
+from capport.bench.parsing import CpuKinds, WrkResult, busy_shares, parse_wrk
+from capport.bench.process import cpu_kinds, cpu_seconds, cpu_times, ticks_to_seconds
 from capport.bench.profiling import INSTALL_HINT, Recording, py_spy
 from capport.bench.settings import Settings
 from capport.bench.testbed import (
@@ -78,6 +78,9 @@ class Run:
     # of the machine was (softirq work of the network path included).
     server_cpu: float
     busy: dict[int, float]
+    # Microseconds per request the server's CPU spent in user space, in the
+    # kernel for processes and in interrupts.
+    per_request: tuple[float, float, float]
 
 
 def run(testbed: Testbed, settings: Settings, step: Callable[[str], None]) -> Result:
@@ -205,11 +208,13 @@ def _measure(
             result.commands.append(shlex.join(argv))
         log_offset = testbed.log_size()
         server_before, machine_before = cpu_seconds(pid), cpu_times()
+        kinds_before = cpu_kinds()[SERVER_CPU]
         started = time.monotonic()
         output = run_checked(argv, timeout=seconds + 30)
         elapsed = time.monotonic() - started
         server_cpu = (cpu_seconds(pid) - server_before) / elapsed
         busy = busy_shares(machine_before, cpu_times())
+        kinds = cpu_kinds()[SERVER_CPU].minus(kinds_before)
     finally:
         if server == "nginx":
             _remove_redirect(testbed)
@@ -227,7 +232,17 @@ def _measure(
         )
     # Let the kernel finish closing the round's connections before the next.
     time.sleep(1.0)
-    return Run(server, mode.name, wrk, server_cpu, busy)
+    return Run(server, mode.name, wrk, server_cpu, busy, _per_request(kinds, wrk))
+
+
+def _per_request(kinds: CpuKinds, wrk: WrkResult) -> tuple[float, float, float]:
+    if not wrk.requests:
+        return (math.nan, math.nan, math.nan)
+    user, system, interrupts = (
+        ticks_to_seconds(ticks) / wrk.requests * 1e6
+        for ticks in (kinds.user, kinds.system, kinds.interrupts)
+    )
+    return user, system, interrupts
 
 
 def _judge(result: Result, runs: list[Run], settings: Settings) -> None:
@@ -259,6 +274,7 @@ def _judge(result: Result, runs: list[Run], settings: Settings) -> None:
             )
         )
     result.notes.append(_runs_table(runs))
+    result.notes.append(_cost_table(runs))
 
 
 def _runs_table(runs: list[Run]) -> str:
@@ -276,6 +292,34 @@ def _runs_table(runs: list[Run]) -> str:
             f"| {run_.server_cpu:.0%} | {run_.busy.get(LOAD_CPU, math.nan):.0%} "
             f"| {run_.busy.get(SERVER_CPU, math.nan):.0%} |"
         )
+    return "\n".join(lines)
+
+
+def _cost_table(runs: list[Run]) -> str:
+    """Tabulate the server CPU's time per request, by kind, medians over rounds."""
+    lines = [
+        f"CPU {SERVER_CPU}'s time per request, in microseconds (medians over "
+        "rounds): user space, the kernel working for processes (system "
+        "calls), and interrupts (where most of the network receive path "
+        "runs). Both servers share the machine's network path, so a "
+        "difference in the kernel columns comes from how each uses sockets.",
+        "",
+        "| server | mode | user | system | interrupts | total |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for mode in MODES:
+        for server in SERVERS:
+            mine = [
+                r.per_request for r in runs if (r.server, r.mode) == (server, mode.name)
+            ]
+            if not mine:
+                continue
+            columns = zip(*mine, strict=True)
+            user, system, interrupts = (median(column) for column in columns)
+            lines.append(
+                f"| {server} | {mode.name} | {user:.2f} | {system:.2f} "
+                f"| {interrupts:.2f} | {user + system + interrupts:.2f} |"
+            )
     return "\n".join(lines)
 
 
