@@ -17,11 +17,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 
 from capport.auth.entitlement import Bandwidth, Entitlement, Quota
 from capport.config import SessionSection
-from capport.enforce.base import DeviceUsage, Limits, Traffic
+from capport.enforce.base import NO_QUOTAS_USED, DeviceUsage, Limits, Traffic
 
 BITS_PER_BYTE = 8
 
@@ -90,7 +89,6 @@ class UsageRecord:
 # Shared by every meter without traffic or quota readings, so 100,000 idle
 # sessions do not each keep a zero Traffic and an empty dict.
 _ZERO = Traffic()
-_NO_QUOTA_USED: Mapping[str, int] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +108,7 @@ class Meter:
     def start(cls, total: Traffic, now: float) -> Meter:
         """Begin metering a session whose counters start at zero now."""
         return cls(
-            base=total, counters=_ZERO, last_active=now, quota_used=_NO_QUOTA_USED
+            base=total, counters=_ZERO, last_active=now, quota_used=NO_QUOTAS_USED
         )
 
     @property
@@ -138,7 +136,7 @@ class Meter:
             base=base,
             counters=counters,
             last_active=now if moved else self.last_active,
-            quota_used=dict(usage.quota_used) if usage.quota_used else _NO_QUOTA_USED,
+            quota_used=dict(usage.quota_used) if usage.quota_used else NO_QUOTAS_USED,
         )
 
     def record(self, session_id: int) -> UsageRecord:
