@@ -368,12 +368,16 @@ class Gateway:
                 )
             await self._store.record_usage(self._meters.changed())
             await self._store.set_expiry(self._moved_expiries(live, now))
+            live_count, ended_count = len(live), len(active) - len(live)
+            # The start's lists and dicts of every session go before the
+            # heap is trimmed, or glibc would keep their memory.
+            del active, live, live_terms, totals, learned, ended
         heap.release_free_memory()
         log.info(
             "Reconciled the firewall with the store: %d active sessions, "
             "%d ended while the gateway was down.",
-            len(live),
-            len(active) - len(live),
+            live_count,
+            ended_count,
         )
 
     @staticmethod

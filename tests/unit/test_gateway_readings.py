@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from ipaddress import IPv6Address
 from pathlib import Path
+
+import pytest
 
 from capport.auth.entitlement import Entitlement, Quota
 from capport.enforce.base import DeviceUsage, Grant, MemoryEnforcer, Traffic
@@ -135,3 +138,40 @@ def test_quota_counts_learned_addresses(tmp_path: Path) -> None:
             await store.close()
 
     assert asyncio.run(scenario()) == [B]
+
+
+def test_reconcile_logs_live_and_ended_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    enforcer = MemoryEnforcer()
+    wall = [1_000_000.0]
+    store = SQLiteStore(tmp_path / "s.db")
+    clocks = Clocks(
+        wall=lambda: wall[0],
+        monotonic=lambda: 50.0,
+        boot=lambda: wall[0] - 999_000.0,
+        boot_id=lambda: "boot-1",
+    )
+    neighbours = MemoryNeighbours({A.ip: A.mac, B.ip: B.mac})
+    gateway = Gateway(store, enforcer, neighbours, 600, clocks)
+
+    async def scenario() -> None:
+        await store.open()
+        try:
+            await gateway.start()
+            await gateway.grant(A, Entitlement("click-through", 60))
+            await gateway.grant(B, Entitlement("click-through", 6000))
+            # A's session runs out while the gateway is down.
+            wall[0] += 120
+            await gateway.start()
+        finally:
+            await store.close()
+
+    caplog.set_level(logging.INFO, "capport.gateway")
+    asyncio.run(scenario())
+
+    lines = [r.getMessage() for r in caplog.records if "Reconciled" in r.getMessage()]
+    assert lines[-1] == (
+        "Reconciled the firewall with the store: 1 active sessions, "
+        "1 ended while the gateway was down."
+    )
