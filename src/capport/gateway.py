@@ -58,7 +58,7 @@ from capport.store.base import (
 
 log = logging.getLogger("capport.gateway")
 
-# The terms of every session stored without any: one object for all of them.
+# One SessionTerms for every session stored without terms.
 _NO_TERMS = SessionTerms()
 
 
