@@ -22,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import ChainMap, Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv6Address
 from typing import Protocol
@@ -777,7 +777,7 @@ class Gateway:
         return [await self.end(session, reason) for session, reason in ending]
 
     def _with_learned(
-        self, usage: dict[Device, DeviceUsage]
+        self, usage: Mapping[Device, DeviceUsage]
     ) -> Mapping[Device, DeviceUsage]:
         """Return usage with the learned IPv6 addresses' counters added in.
 
@@ -793,7 +793,7 @@ class Gateway:
             reading = self._session_usage(session, usage)
             if reading is not None:
                 sums[session.device] = reading
-        return ChainMap(sums, usage) if sums else usage
+        return _SummedUsage(sums, usage) if sums else usage
 
     def _session_usage(
         self, session: Session, usage: Mapping[Device, DeviceUsage]
@@ -1046,6 +1046,33 @@ class Gateway:
         for observer in self._observers:
             observer.session_ended(ended or session, reason)
         return ended or session
+
+
+class _SummedUsage(Mapping[Device, DeviceUsage]):
+    """Readings of the kernel, with sums in place of some devices' own.
+
+    Lookups go to sums first and then to usage, which may build each reading
+    when it is looked up (see listing.DeviceUsageMap). Iteration and length
+    are those of usage.
+    """
+
+    __slots__ = ("_sums", "_usage")
+
+    def __init__(
+        self, sums: dict[Device, DeviceUsage], usage: Mapping[Device, DeviceUsage]
+    ) -> None:
+        self._sums = sums
+        self._usage = usage
+
+    def __getitem__(self, device: Device) -> DeviceUsage:
+        summed = self._sums.get(device)
+        return summed if summed is not None else self._usage[device]
+
+    def __iter__(self) -> Iterator[Device]:
+        return iter(self._usage)
+
+    def __len__(self) -> int:
+        return len(self._usage)
 
 
 def _log_fields(session: Session) -> dict[str, object]:

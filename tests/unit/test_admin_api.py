@@ -567,7 +567,6 @@ def test_history_counts_logins_and_bytes(admin: Admin) -> None:
     assert points[0]["active_devices"] is None
 
 
-
 def test_sampler_keeps_no_idle_totals(admin: Admin) -> None:
     admin.grant(MAC, IP)
     admin.grant(OTHER_MAC, OTHER_IP)
@@ -581,6 +580,7 @@ def test_sampler_keeps_no_idle_totals(admin: Admin) -> None:
     assert idle_totals == {}
     assert moving.forwarded_bytes == 2 * (DEVICE_BYTES + DOWN_BYTES)
     assert len(admin.sampler.totals) == 2
+
 
 # Audit log
 

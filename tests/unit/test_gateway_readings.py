@@ -12,7 +12,7 @@ import pytest
 
 from capport.auth.entitlement import Entitlement, Quota
 from capport.enforce.base import DeviceUsage, Grant, MemoryEnforcer, Traffic
-from capport.gateway import Clocks, Gateway
+from capport.gateway import Clocks, Gateway, _SummedUsage
 from capport.models import Device
 from capport.neighbours import MemoryNeighbours
 from capport.store.sqlite import SQLiteStore
@@ -175,3 +175,15 @@ def test_reconcile_logs_live_and_ended_counts(
         "Reconciled the firewall with the store: 1 active sessions, "
         "1 ended while the gateway was down."
     )
+
+
+def test_summed_usage_prefers_sums() -> None:
+    summed = DeviceUsage(Traffic(11, 22))
+    readings = {A: DeviceUsage(Traffic(10, 20)), B: DeviceUsage(Traffic(5, 7))}
+
+    usage = _SummedUsage({A: summed}, readings)
+
+    assert usage.get(A) is summed
+    assert usage.get(B) is readings[B]
+    assert usage.get(Device(A.mac, A_V6)) is None
+    assert list(usage) == [A, B]
