@@ -210,10 +210,14 @@ def carried_total(stored: UsageRecord | None, kernel: DeviceUsage | None) -> Tra
     The store contains the total of the last accounting pass. The table left
     by the previous run (if the kernel still has it) counted on from the
     stored base, so base plus its counters includes the bytes after that
-    pass. The larger of the two is the better account.
+    pass. The larger of the two is the better account. A total of zero is
+    one shared Traffic, because a start keeps every session's total until
+    its meter starts.
     """
     if stored is None:
-        return kernel.traffic if kernel is not None else Traffic()
+        if kernel is None or kernel.traffic.total == 0:
+            return _ZERO
+        return kernel.traffic
     if kernel is None:
         return stored.total
     since_base = add(stored.base, kernel.traffic)

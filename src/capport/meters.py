@@ -57,7 +57,10 @@ class SessionMeters:
         self._last_started = meter
         self._terms[session_id] = terms
         self._meters[session_id] = meter
-        self._dirty.add(session_id)
+        if total.total != 0 or session_id in self._stored:
+            # changed() would skip a zero meter without a stored row, so it
+            # need not look (a set of 100,000 ids at a start).
+            self._dirty.add(session_id)
 
     def forget(self, session_id: int) -> None:
         self._terms.pop(session_id, None)

@@ -307,3 +307,11 @@ def test_add_zero_returns_other_count() -> None:
 
 def test_add_sums_both_directions() -> None:
     assert add(Traffic(5, 7), Traffic(1, 0)) == Traffic(6, 7)
+
+
+def test_carried_zero_total_is_shared() -> None:
+    first = carried_total(None, usage(0, 0))
+    second = carried_total(None, None)
+
+    assert first == Traffic()
+    assert first is second

@@ -85,3 +85,13 @@ def test_changed_skips_unchanged_usage_row() -> None:
     meters.read([A], {A.device: reading}, now=1.0)
 
     assert meters.changed() == []
+
+
+def test_restart_at_zero_after_written_usage_is_written() -> None:
+    meters = started()
+    meters.changed()
+
+    # The meter of a written session starts again from zero.
+    meters.start(A.id, SessionTerms(), Traffic(), now=2.0)
+
+    assert [r.total for r in meters.changed()] == [Traffic()]
