@@ -17,11 +17,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 
 from capport.auth.entitlement import Bandwidth, Entitlement, Quota
 from capport.config import SessionSection
-from capport.enforce.base import DeviceUsage, Limits, Traffic
+from capport.enforce.base import NO_QUOTAS_USED, DeviceUsage, Limits, Traffic
 
 BITS_PER_BYTE = 8
 
@@ -90,7 +89,6 @@ class UsageRecord:
 # Shared by every meter without traffic or quota readings, so 100,000 idle
 # sessions do not each keep a zero Traffic and an empty dict.
 _ZERO = Traffic()
-_NO_QUOTA_USED: Mapping[str, int] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +108,7 @@ class Meter:
     def start(cls, total: Traffic, now: float) -> Meter:
         """Begin metering a session whose counters start at zero now."""
         return cls(
-            base=total, counters=_ZERO, last_active=now, quota_used=_NO_QUOTA_USED
+            base=total, counters=_ZERO, last_active=now, quota_used=NO_QUOTAS_USED
         )
 
     @property
@@ -138,7 +136,7 @@ class Meter:
             base=base,
             counters=counters,
             last_active=now if moved else self.last_active,
-            quota_used=dict(usage.quota_used) if usage.quota_used else _NO_QUOTA_USED,
+            quota_used=dict(usage.quota_used) if usage.quota_used else NO_QUOTAS_USED,
         )
 
     def record(self, session_id: int) -> UsageRecord:
@@ -146,6 +144,15 @@ class Meter:
 
 
 def add(first: Traffic, second: Traffic) -> Traffic:
+    """Return the sum of two counts, which is one of them when the other is zero.
+
+    Traffic is immutable, so the totals of idle sessions, which the history
+    sampler and the client list read for every session, allocate nothing.
+    """
+    if second.up == 0 and second.down == 0:
+        return first
+    if first.up == 0 and first.down == 0:
+        return second
     return Traffic(first.up + second.up, first.down + second.down)
 
 
@@ -203,10 +210,14 @@ def carried_total(stored: UsageRecord | None, kernel: DeviceUsage | None) -> Tra
     The store contains the total of the last accounting pass. The table left
     by the previous run (if the kernel still has it) counted on from the
     stored base, so base plus its counters includes the bytes after that
-    pass. The larger of the two is the better account.
+    pass. The larger of the two is the better account. A total of zero is
+    one shared Traffic, because a start keeps every session's total until
+    its meter starts.
     """
     if stored is None:
-        return kernel.traffic if kernel is not None else Traffic()
+        if kernel is None or kernel.traffic.total == 0:
+            return _ZERO
+        return kernel.traffic
     if kernel is None:
         return stored.total
     since_base = add(stored.base, kernel.traffic)

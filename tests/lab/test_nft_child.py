@@ -17,6 +17,7 @@ import pytest
 from netns import Namespace
 
 from capport.bench.devices import fake_devices
+from capport.enforce import nftchild
 from capport.enforce.base import Grant
 from capport.enforce.nftables import NftablesEnforcer
 from capport.enforce.ruleset import RulesetSpec
@@ -136,3 +137,15 @@ def test_failed_child_install_keeps_previous_table(
     assert "String exceeds maximum length of 16" in message
 
     assert list(enforcer.authorised()) == [CLIENT]
+
+
+def test_child_reads_buffer_written_in_slices(
+    enforcer: NftablesEnforcer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slices of 100 characters split element lines and addresses.
+    monkeypatch.setattr(nftchild, "WRITE_CHUNK", 100)
+    devices = fake_devices(50)
+
+    enforcer.install([Grant(device, 600) for device in devices])
+
+    assert sorted(enforcer.authorised(), key=str) == sorted(devices, key=str)

@@ -8,6 +8,7 @@ from capport.accounting import (
     Meter,
     SessionTerms,
     UsageRecord,
+    add,
     bytes_left,
     carried_total,
     configured_entitlement,
@@ -295,3 +296,22 @@ def test_bytes_left_counts_kernel_drops() -> None:
 
 def test_bytes_left_without_quota_is_none() -> None:
     assert bytes_left(Meter.start(Traffic(), now=0.0), Limits(rate_up=10)) is None
+
+
+def test_add_zero_returns_other_count() -> None:
+    count = Traffic(5, 7)
+
+    assert add(count, Traffic()) is count
+    assert add(Traffic(), count) is count
+
+
+def test_add_sums_both_directions() -> None:
+    assert add(Traffic(5, 7), Traffic(1, 0)) == Traffic(6, 7)
+
+
+def test_carried_zero_total_is_shared() -> None:
+    first = carried_total(None, usage(0, 0))
+    second = carried_total(None, None)
+
+    assert first == Traffic()
+    assert first is second

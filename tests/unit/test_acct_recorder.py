@@ -6,6 +6,9 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from capport.acct import recorder as recorder_module
 from capport.acct.recorder import AccountingRecorder
 from capport.acct.records import AccountingRecord
 from capport.enforce.base import MemoryEnforcer, Traffic
@@ -227,3 +230,25 @@ def test_run_prunes_at_start(tmp_path: Path) -> None:
         task.cancel()
 
     assert run(tmp_path, scenario) == []
+
+
+def test_counter_snapshot_dropped_after_max_age(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "COUNTERS_MAX_AGE", 0.05)
+
+    async def scenario(bench: Bench) -> None:
+        await bench.gateway.grant(A, "click-through")
+        await bench.gateway.grant(B, "click-through")
+        bench.counters.values[A] = Count(5000)
+        await bench.gateway.revoke_mac(A.mac, EndReason.REVOKED)
+        reads_before = bench.counters.reads
+        # The test's monotonic clock does not advance, so only the drop makes
+        # the next ending read the counters again.
+        await asyncio.sleep(0.2)
+        snapshot = bench.recorder._snapshot
+        await bench.gateway.revoke_mac(B.mac, EndReason.REVOKED)
+        assert snapshot == {}
+        assert bench.counters.reads - reads_before == 1
+
+    assert len(run(tmp_path, scenario)) == 2

@@ -567,6 +567,21 @@ def test_history_counts_logins_and_bytes(admin: Admin) -> None:
     assert points[0]["active_devices"] is None
 
 
+def test_sampler_keeps_no_idle_totals(admin: Admin) -> None:
+    admin.grant(MAC, IP)
+    admin.grant(OTHER_MAC, OTHER_IP)
+
+    idle = admin.call(admin.sampler.sample)
+    idle_totals = dict(admin.sampler.totals)
+    admin.count_traffic()
+    moving = admin.call(admin.sampler.sample)
+
+    assert idle.forwarded_bytes == 0
+    assert idle_totals == {}
+    assert moving.forwarded_bytes == 2 * (DEVICE_BYTES + DOWN_BYTES)
+    assert len(admin.sampler.totals) == 2
+
+
 # Audit log
 
 

@@ -47,3 +47,51 @@ def test_changed_skips_forgotten_session() -> None:
     meters.forget(A.id)
 
     assert [r.session_id for r in meters.changed()] == [B.id]
+
+
+def test_sessions_started_alike_share_one_meter() -> None:
+    meters = started(Traffic())
+
+    # Meters are immutable, so sessions may share one.
+    assert meters._meters[A.id] is meters._meters[B.id]
+
+
+def test_shared_meter_read_moves_one_session() -> None:
+    meters = started(Traffic())
+
+    meters.read([A, B], {A.device: DeviceUsage(Traffic(5, 7))}, now=1.0)
+
+    assert meters.total(A.id) == Traffic(5, 7)
+    assert meters.total(B.id) == Traffic()
+
+
+def test_changed_lists_moved_zero_session() -> None:
+    meters = started(Traffic())
+    meters.changed()
+
+    meters.read([A], {A.device: DeviceUsage(Traffic(5, 7))}, now=1.0)
+
+    records = meters.changed()
+    assert [r.session_id for r in records] == [A.id]
+    assert records[0].total == Traffic(5, 7)
+
+
+def test_changed_skips_unchanged_usage_row() -> None:
+    meters = started()
+    meters.changed()
+    # Only the quota object moved, so the usage row would be the same.
+    reading = DeviceUsage(Traffic(), {"down": 10})
+
+    meters.read([A], {A.device: reading}, now=1.0)
+
+    assert meters.changed() == []
+
+
+def test_restart_at_zero_after_written_usage_is_written() -> None:
+    meters = started()
+    meters.changed()
+
+    # The meter of a written session starts again from zero.
+    meters.start(A.id, SessionTerms(), Traffic(), now=2.0)
+
+    assert [r.total for r in meters.changed()] == [Traffic()]

@@ -4,12 +4,14 @@ The lab test tests/lab/test_text_paths.py checks that the kernel builds the
 same table from it as from the JSON document.
 """
 
-from ipaddress import IPv4Address
+import math
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
+from capport.bench.devices import fake_device
 from capport.enforce.base import Grant, Limits
-from capport.enforce.nftsyntax import install_buffer, render_command
+from capport.enforce.nftsyntax import ELEMENT_CHUNK, install_buffer, render_command
 from capport.enforce.ruleset import RulesetSpec
 from capport.models import Device
 
@@ -155,3 +157,48 @@ def test_render_regular_chain_has_no_hook() -> None:
     chain = {"add": {"chain": {"family": "inet", "table": "capport", "name": "up"}}}
 
     assert render_command(chain) == "add chain inet capport up"
+
+
+def reference_elements(grants: list[Grant]) -> list[str]:
+    """Write the element commands one set at a time, every element in one join."""
+    sets: dict[str, list[str]] = {
+        "allowed4": [],
+        "allowed6": [],
+        "down4": [],
+        "down6": [],
+    }
+    for grant in grants:
+        version = grant.device.ip.version
+        timeout = f" timeout {math.ceil(grant.timeout)}s"
+        ip = str(grant.device.ip)
+        sets[f"allowed{version}"].append(f"{grant.device.mac} . {ip}{timeout}")
+        sets[f"down{version}"].append(ip + timeout)
+    return [
+        f"add element inet capport {name} {{ {', '.join(elements)} }}"
+        for name, elements in sets.items()
+        if elements
+    ]
+
+
+def test_buffer_elements_span_chunks_unchanged() -> None:
+    grants = [
+        Grant(fake_device(index), 600 + index % 7)
+        for index in range(2 * ELEMENT_CHUNK + 300)
+    ]
+    grants += [
+        Grant(Device(fake_device(index).mac, IPv6Address(f"2001:db8::{index:x}")), 60)
+        for index in range(ELEMENT_CHUNK + 1)
+    ]
+
+    buffer = lines(install_buffer(SPEC, grants, []))
+
+    assert [line for line in buffer if line.startswith("add element")] == (
+        reference_elements(grants)
+    )
+
+
+def test_buffer_ends_with_one_newline() -> None:
+    buffer = install_buffer(SPEC, [Grant(A, 60)], [])
+
+    assert buffer.endswith("\n")
+    assert not buffer.endswith("\n\n")

@@ -88,3 +88,42 @@ def test_mac_overrides_survive_reopen(tmp_path: Path) -> None:
         "02:00:00:00:00:aa": "neither",
         "02:00:00:00:00:bb": "trusted",
     }
+
+
+OTHER = Device.parse("02:00:00:00:00:12", "192.0.2.12")
+
+
+def test_equal_terms_share_limits_and_boot_id(tmp_path: Path) -> None:
+    async def scenario() -> list[SessionTerms]:
+        store = SQLiteStore(tmp_path / "s.db")
+        await store.open()
+        ids = []
+        for device in (DEVICE, OTHER):
+            session = (await store.start_session(device, CLICK, now=1000.0)).session
+            await store.save_terms(session.id, TERMS)
+            ids.append(session.id)
+        found = await store.session_terms(ids)
+        await store.close()
+        return [found[session_id][0] for session_id in ids]
+
+    first, second = asyncio.run(scenario())
+
+    assert first == second == TERMS
+    assert first.limits is second.limits
+    assert first.boot_id is second.boot_id
+
+
+def test_active_sessions_share_method_string(tmp_path: Path) -> None:
+    async def scenario() -> list[str]:
+        store = SQLiteStore(tmp_path / "s.db")
+        await store.open()
+        for device in (DEVICE, OTHER):
+            await store.start_session(device, CLICK, now=1000.0)
+        sessions = await store.active_sessions()
+        await store.close()
+        return [session.method for session in sessions]
+
+    first, second = asyncio.run(scenario())
+
+    assert first == "click-through"
+    assert first is second

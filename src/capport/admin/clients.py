@@ -9,8 +9,10 @@ from ipaddress import ip_address
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from capport import __version__
+from capport.admin.clientstream import client_list_body, sort_sessions
 from capport.admin.context import AdminContext
 from capport.admin.errors import ApiError
 from capport.admin.history import HOUR, hourly_series
@@ -146,21 +148,22 @@ async def list_clients(
     subject: str | None = None,
     sort: SortKey = "session",
     descending: bool = False,
-) -> ClientList:
+) -> StreamingResponse:
     """List authorised devices, filtered by exact values and sorted by one key."""
     context = context_of(request)
     requested_mac = None if mac is None else parse_mac(mac)
     requested_ip = None if ip is None else _parse_ip(ip)
-    clients = [
-        context.client(session)
+    sessions = [
+        session
         for session in context.gateway.sessions()
         if (requested_mac is None or session.device.mac == requested_mac)
         and (requested_ip is None or str(session.device.ip) == requested_ip)
         and (method is None or session.method == method)
         and (subject is None or session.subject == subject)
     ]
-    clients.sort(key=lambda client: _sort_value(client, sort), reverse=descending)
-    return ClientList(clients=clients)
+    sort_sessions(sessions, context.client, sort, descending)
+    body = client_list_body(sessions, context.client)
+    return StreamingResponse(body, media_type="application/json")
 
 
 @router.get("/clients/{mac}", response_model=ClientList)
@@ -297,12 +300,6 @@ def _parse_ip(value: str) -> str:
         return str(ip_address(value))
     except ValueError:
         raise ApiError(422, f"invalid IP address {value!r}", "ip") from None
-
-
-def _sort_value(client: Client, key: str) -> tuple[bool, str | int | float]:
-    value = getattr(client, key)
-    # None (a click-through session's subject) sorts first.
-    return (value is not None, value if value is not None else "")
 
 
 def _not_authorised(mac: str) -> ApiError:

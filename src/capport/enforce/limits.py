@@ -506,15 +506,17 @@ def combine_usage(
 def quotas_used(device: Device, quotas: dict[str, int]) -> Mapping[str, int]:
     """Return the bytes device's quota objects used, by direction.
 
-    quotas maps quota object names to the bytes they have used.
+    quotas maps quota object names to the bytes they have used. A device
+    without quota objects gets the shared NO_QUOTAS_USED, not a dict of its own.
     """
     if not quotas:
         return NO_QUOTAS_USED
-    return {
+    used = {
         direction: quotas[name]
         for direction in (UP, DOWN, TOTAL)
         if (name := object_name(f"quota-{direction}", device)) in quotas
     }
+    return used or NO_QUOTAS_USED
 
 
 def _items(listing: Any) -> list[dict[str, Any]]:

@@ -9,10 +9,13 @@ own thread with its connection.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterable
 
 from capport.accounting import SessionTerms, UsageRecord
 from capport.enforce.base import Limits, Traffic
+
+_NO_TRAFFIC = Traffic()
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS session_terms (
@@ -68,6 +71,9 @@ def load_terms(
 ) -> dict[int, tuple[SessionTerms, UsageRecord]]:
     """Return the terms and usage of each session that has them."""
     wanted = set(session_ids)
+    # Most sessions have the same limits and boot id, so they share one
+    # Limits and one string instead of a copy for each.
+    shared_limits: dict[tuple[int | None, ...], Limits] = {}
     rows = db.execute(
         "SELECT session_id, quota_up, quota_down, quota_total, rate_up, rate_down, "
         "idle_timeout, boot_id, boot_deadline, bytes_up, bytes_down, base_up, "
@@ -79,11 +85,20 @@ def load_terms(
         session_id = row[0]
         if session_id not in wanted:
             continue
-        limits = Limits(*row[1:6])
-        terms = SessionTerms(limits, row[6], row[7], row[8])
-        usage = UsageRecord(session_id, Traffic(row[9], row[10]), Traffic(*row[11:13]))
+        limits = shared_limits.get(row[1:6])
+        if limits is None:
+            limits = shared_limits[row[1:6]] = Limits(*row[1:6])
+        boot_id = None if row[7] is None else sys.intern(row[7])
+        terms = SessionTerms(limits, row[6], boot_id, row[8])
+        usage = UsageRecord(
+            session_id, _traffic(row[9], row[10]), _traffic(*row[11:13])
+        )
         found[session_id] = (terms, usage)
     return found
+
+
+def _traffic(up: int, down: int) -> Traffic:
+    return _NO_TRAFFIC if up == 0 and down == 0 else Traffic(up, down)
 
 
 def record_usage(db: sqlite3.Connection, records: Iterable[UsageRecord]) -> None:
