@@ -780,8 +780,7 @@ class Gateway:
             ending = self._meters.read(sessions, readings, now)
             del readings
             await self._store.record_usage(self._meters.changed())
-        versions: Counter[int] = Counter(device.ip.version for device in usage)
-        self.last_listing = Listing(self._clocks.wall(), dict(versions))
+        self.last_listing = Listing(self._clocks.wall(), _address_versions(usage))
         return [await self.end(session, reason) for session, reason in ending]
 
     def _with_learned(
@@ -1110,3 +1109,15 @@ def _log_interval_change(record: PassRecord, configured: float) -> None:
             configured,
             record.cpu_seconds,
         )
+
+
+def _address_versions(usage: Mapping[Device, DeviceUsage]) -> dict[int, int]:
+    """Count the devices of a usage reading by IP version.
+
+    The nftables enforcer's reading counts them from its keys; building
+    every device to ask for its version took 0.06 s a pass at 100,000.
+    """
+    counted = getattr(usage, "address_versions", None)
+    if counted is not None:
+        return dict(counted())
+    return dict(Counter(device.ip.version for device in usage))

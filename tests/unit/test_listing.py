@@ -96,3 +96,9 @@ def test_parse_address_reads_both_versions() -> None:
 def test_parse_address_rejects_invalid_address() -> None:
     with pytest.raises(ValueError, match="invalid address '192.0.2' in an nft"):
         parse_address("192.0.2")
+
+
+def test_usage_counts_devices_by_version_from_keys() -> None:
+    usage = DeviceUsageMap({KEY_A: 1, KEY_V6: 2}, {}, {})
+
+    assert usage.address_versions() == {4: 1, 6: 1}

@@ -94,6 +94,14 @@ class DeviceUsageMap(Mapping[Device, DeviceUsage]):
     def __len__(self) -> int:
         return len(self._sent)
 
+    def address_versions(self) -> dict[int, int]:
+        """Count the devices by IP version, without building them."""
+        counts: dict[int, int] = {}
+        for key in self._sent:
+            version = 4 if len(key) == _ADDRESS_OFFSET + 4 else 6
+            counts[version] = counts.get(version, 0) + 1
+        return counts
+
 
 def key_of(device: Device) -> bytes:
     """Return the key of device in an authorised set."""
