@@ -87,7 +87,9 @@ def render_markdown(info: RunInfo, results: list[Result]) -> str:
         "# Benchmarks",
         "",
         "Written by `capport bench`; every number below comes from the run "
-        "described here. Rerun the command to replace the page.",
+        "described here. Rerun the command to replace the page. What was "
+        "changed to reach the targets, with figures before and after, is in "
+        "[tuning.md](tuning.md).",
         "",
         f"- command: `{info.command}`",
         f"- started: {info.started:%Y-%m-%d %H:%M:%S %Z}".rstrip(),
