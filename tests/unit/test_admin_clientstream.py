@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from ipaddress import IPv6Address, ip_address
 from pathlib import Path
+from typing import Any
 
 from pydantic import TypeAdapter
 from starlette.testclient import TestClient
@@ -179,12 +181,73 @@ def test_listing_filters_before_streaming(tmp_path: Path) -> None:
     assert [row["mac"] for row in response.json()["clients"]] == [mac]
 
 
-def test_listing_sorts_by_ip_as_text(tmp_path: Path) -> None:
+def test_listing_sorts_by_ip_as_numbers(tmp_path: Path) -> None:
     context = started_context(tmp_path / "s.db", 300)
 
     client = TestClient(create_socket_app(context))
     rows = client.get("/api/v1/clients?sort=ip").json()["clients"]
 
-    addresses = [row["ip"] for row in rows]
+    addresses = [ip_address(row["ip"]) for row in rows]
     assert addresses == sorted(addresses)
     assert len(addresses) == 300
+    assert [str(a) for a in addresses] != sorted(str(a) for a in addresses)
+
+
+def test_listing_finds_device_by_learned_ipv6(tmp_path: Path) -> None:
+    context = started_context(tmp_path / "s.db", 3)
+    mac = fake_device(1).mac
+    learned = IPv6Address("2001:db8:1::99")
+    assert asyncio.run(context.gateway.learn_ipv6(mac, learned))
+
+    response = TestClient(create_socket_app(context)).get(
+        f"/api/v1/clients?ip={learned}"
+    )
+
+    assert [row["mac"] for row in response.json()["clients"]] == [mac]
+
+
+def test_listing_to_http10_is_not_chunked(tmp_path: Path) -> None:
+    context = started_context(tmp_path / "s.db", SESSIONS)
+    app = create_socket_app(context)
+
+    start, body = asyncio.run(asgi_get(app, "/api/v1/clients", "1.0"))
+
+    headers = dict(start["headers"])
+    assert start["status"] == 200
+    assert int(headers[b"content-length"]) == len(body)
+    assert len(CLIENT_LIST.validate_json(body).clients) == SESSIONS
+
+
+async def asgi_get(app: Any, path: str, version: str) -> tuple[dict, bytes]:
+    """Run one GET through app with the HTTP version given; return start and body."""
+    messages: list[dict] = []
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict:
+        if requests:
+            return requests.pop()
+        # The client stays connected until the response is complete.
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": version,
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 80),
+    }
+    await app(scope, receive, send)
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    parts = [m for m in messages if m["type"] == "http.response.body"]
+    return start, b"".join(m.get("body", b"") for m in parts)

@@ -148,21 +148,32 @@ async def list_clients(
     subject: str | None = None,
     sort: SortKey = "session",
     descending: bool = False,
-) -> StreamingResponse:
+) -> Response:
     """List authorised devices, filtered by exact values and sorted by one key."""
     context = context_of(request)
     requested_mac = None if mac is None else parse_mac(mac)
     requested_ip = None if ip is None else _parse_ip(ip)
+    gateway = context.gateway
     sessions = [
         session
-        for session in context.gateway.sessions()
+        for session in gateway.sessions()
         if (requested_mac is None or session.device.mac == requested_mac)
-        and (requested_ip is None or str(session.device.ip) == requested_ip)
+        and (
+            requested_ip is None
+            or str(session.device.ip) == requested_ip
+            # A device is found by the IPv6 addresses it was seen using too.
+            or requested_ip in map(str, gateway.learned_addresses(session))
+        )
         and (method is None or session.method == method)
         and (subject is None or session.subject == subject)
     ]
     sort_sessions(sessions, context.client, sort, descending)
     body = client_list_body(sessions, context.client)
+    if request.scope.get("http_version") == "1.0":
+        # RFC 9112 section 6.1: no chunked framing for an HTTP/1.0 client,
+        # so its list is sent whole, with a Content-Length.
+        content = b"".join([chunk async for chunk in body])
+        return Response(content, media_type="application/json")
     return StreamingResponse(body, media_type="application/json")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from ipaddress import ip_address
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -64,7 +65,14 @@ def sort_sessions(
 
 
 def sort_value(client: Client, key: str) -> tuple[bool, Any]:
-    """Return the sort value of one field of client; None sorts first."""
+    """Return the sort value of one field of client; None sorts first.
+
+    Addresses sort by version and then numerically, so 10.0.0.9 comes
+    before 10.0.0.10.
+    """
     value = getattr(client, key)
+    if key == "ip":
+        address = ip_address(value)
+        return (True, (address.version, address))
     # A click-through session has no subject.
     return (value is not None, value if value is not None else "")
