@@ -47,7 +47,7 @@ from capport.listeners import (
     listen_addresses,
     raise_file_limit,
 )
-from capport.logformat import ALWAYS_LOG
+from capport.logformat import ALWAYS_LOG, one_line
 from capport.logs import configure_logging
 from capport.metrics import LoginCounter
 from capport.neighbour_events import NeighbourEvents
@@ -432,7 +432,7 @@ class _Reloader:
         except CapportError as error:
             log.error(
                 "Reload failed; the running configuration is kept: %s",
-                error,
+                one_line(str(error)),
                 extra=ALWAYS_LOG,
             )
             return
@@ -450,7 +450,7 @@ class _Reloader:
             self._set_configured_macs(self._config)
             log.error(
                 "Reload failed; the running firewall is kept: %s",
-                error,
+                one_line(str(error)),
                 extra=ALWAYS_LOG,
             )
             return

@@ -54,6 +54,19 @@ def escape_control(text: str) -> str:
     return _CONTROL.sub(_escape_character, text)
 
 
+def one_line(text: str) -> str:
+    """Join a multi-line message into one log line.
+
+    Log lines escape line breaks (see escape_control), which would show a
+    configuration error's list of problems as literal "\\n". A heading
+    that ends with a colon is followed by the items, separated by "; ".
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {'; '.join(lines[1:])}"
+    return "; ".join(lines)
+
+
 def quote_value(value: object) -> str:
     """Return value as it appears after `key=`: bare when it can be, else quoted."""
     text = "" if value is None else str(value)

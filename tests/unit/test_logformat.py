@@ -17,6 +17,7 @@ from capport.logformat import (
     TextFormatter,
     escape_control,
     format_timestamp,
+    one_line,
     quote_value,
     suppressed_note,
 )
@@ -519,3 +520,15 @@ def test_gateway_grant_logs_session_fields(
     [record] = [r for r in caplog.records if r.getMessage().startswith("Granted")]
     line = KeyValueFormatter().format(record)
     assert "mac=02:00:00:00:00:11 ip=192.0.2.11 method=click-through" in line
+
+
+def test_one_line_joins_heading_and_items() -> None:
+    text = "gw.toml is invalid:\n  session.quota_total: invalid size\n  a.b: bad"
+
+    assert one_line(text) == (
+        "gw.toml is invalid: session.quota_total: invalid size; a.b: bad"
+    )
+
+
+def test_one_line_keeps_single_line() -> None:
+    assert one_line("firewall rejected the table") == "firewall rejected the table"
