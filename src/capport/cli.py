@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -94,10 +96,33 @@ def clients(config_path: Path, socket_path: Path | None, as_json: bool) -> None:
             rows = control.clients()
     except CapportError as error:
         raise click.ClickException(str(error)) from None
+    print_clients_or_discard(rows, as_json)
+
+
+def print_clients_or_discard(rows: list[dict[str, Any]], as_json: bool) -> None:
+    """Print the client list as JSON or as a table, until the reader goes away."""
+    try:
+        _print_clients(rows, as_json)
+    except BrokenPipeError:
+        _discard_output()
+
+
+def _print_clients(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     clientlisting.print_clients(rows, click.echo)
+
+
+def _discard_output() -> None:
+    """End quietly after the reader of the output went away (`| head -1`).
+
+    The rest of the output goes to /dev/null, or Python would report the
+    same broken pipe again when it flushes standard output at exit.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @main.command()

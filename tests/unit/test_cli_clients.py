@@ -1,5 +1,8 @@
 """How `capport clients` prints the authorised devices."""
 
+import subprocess
+import sys
+
 import pytest
 
 from capport.clientlisting import (
@@ -77,3 +80,23 @@ def test_traffic_is_shown_in_decimal_units() -> None:
 )
 def test_size_rounds_to_the_next_unit(count: int, shown: str) -> None:
     assert size(count) == shown
+
+
+def test_closed_output_pipe_ends_quietly() -> None:
+    # The reader goes away after one line, as `capport clients | head -1`.
+    script = (
+        "from capport.cli import print_clients_or_discard\n"
+        "rows = [dict(mac='02:00:00:00:%02x:%02x' % (i // 256, i % 256)) "
+        "for i in range(20000)]\n"
+        "print_clients_or_discard(rows, True)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None
+    child.stdout.readline()
+    child.stdout.close()
+    _, errors = child.communicate(timeout=30)
+
+    assert child.returncode == 0
+    assert errors == b""
