@@ -84,11 +84,12 @@ def test_size_rounds_to_the_next_unit(count: int, shown: str) -> None:
 
 def test_closed_output_pipe_ends_quietly() -> None:
     # The reader goes away after one line, as `capport clients | head -1`.
+    row = _row(1)
     script = (
         "from capport.cli import print_clients_or_discard\n"
-        "rows = [dict(mac='02:00:00:00:%02x:%02x' % (i // 256, i % 256)) "
-        "for i in range(20000)]\n"
-        "print_clients_or_discard(rows, True)\n"
+        f"row = {row!r}\n"
+        "rows = [dict(row, session=i) for i in range(20000)]\n"
+        "print_clients_or_discard(rows, False)\n"
     )
     child = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
