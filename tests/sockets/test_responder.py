@@ -499,6 +499,18 @@ def test_silent_connection_closed_after_header_timeout(
     started = time.monotonic()
     assert client.is_closed_by_server()
     assert 0.3 < time.monotonic() - started < 3.0
+    assert server.responder.stats.timeouts == 1
+
+
+def test_idle_keep_alive_end_is_not_a_timeout(
+    start_responder: Callable[..., RunningResponder],
+) -> None:
+    server = start_responder(keepalive_timeout=0.5)
+    client = server.connect()
+    client.send(get("/"))
+    assert client.read_response().status == 511
+    assert client.is_closed_by_server()
+    assert server.responder.stats.timeouts == 0
 
 
 def test_trickled_head_gets_408_after_header_timeout(

@@ -227,6 +227,10 @@ class InterceptConnection(asyncio.Protocol):
             # section 15.5.9 lets the server send 408 before closing.
             self._stats.timeouts += 1
             self._reject(408)
+        elif not self._idle:
+            # No request started before the header timeout: closed without a
+            # response, but counted. An idle keep-alive wait that ends is not.
+            self._stats.timeouts += 1
         self._closing = True
         self._flush()
 
