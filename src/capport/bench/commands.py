@@ -24,7 +24,7 @@ from capport.errors import CapportError
     help=(
         "Run capport's benchmarks in a namespace laboratory of their own and "
         "write the results, with the machine, the versions and this command, "
-        "to a Markdown file. Needs root. The full run takes about 9 minutes "
+        "to a Markdown file. Needs root. The full run takes about 6 minutes "
         "on 2 idle cores. wrk, iperf3, nginx and perf are installed with "
         "apt-get when missing; apart from that, nothing outside the laboratory (its "
         "namespaces, /etc/netns/PREFIX-c1 and -c2, /run/capport-lab/PREFIX) "
