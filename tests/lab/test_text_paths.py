@@ -198,7 +198,7 @@ def test_failed_text_install_keeps_previous_table(
     )
 
     with pytest.raises(EnforcementError, match="installing a broken table failed"):
-        enforcer.apply_text(buffer, "installing a broken table")
+        enforcer.apply_text_in_child(buffer, "installing a broken table")
 
     assert table_state(namespace_lab) == before
     assert list(enforcer.authorised()) == [CLIENT]

@@ -28,7 +28,6 @@ from typing import Any
 
 import nftables
 
-from capport import heap
 from capport.config import Config
 from capport.enforce import (
     limits,
@@ -374,17 +373,6 @@ class NftablesEnforcer:
             f"checking whether {self._table} exists failed: {_error_text(error)}"
         )
 
-    def _release_cache(self) -> None:
-        """Free the copy of the table that libnftables keeps after a listing.
-
-        A libnftables 1.0.6 context keeps the elements it fetched until a
-        command needs a different cache: after listing 100,000 sessions that
-        is 150 MB of C heap. A `list set` of the small trusted set replaces
-        it, and takes milliseconds. The caller holds the lock.
-        """
-        self._text.cmd(f"list set {ruleset.FAMILY} {self.spec.table} {lists.TRUSTED}")
-        heap.release_free_memory()
-
     # Running documents
 
     def apply(self, document: ruleset.Document, action: str) -> Any:
@@ -394,17 +382,6 @@ class NftablesEnforcer:
         """
         with self._lock, NFTABLES_TRANSACTION_SECONDS.time():
             return _run(self._nft, document, action)
-
-    def apply_text(self, buffer: str, action: str) -> str:
-        """Run a buffer in nft's text syntax as one transaction; return its output.
-
-        The cache libnftables built for the buffer is freed afterwards.
-        """
-        with self._lock, NFTABLES_TRANSACTION_SECONDS.time():
-            try:
-                return _run_text(self._text, buffer, action)
-            finally:
-                self._release_cache()
 
     def apply_text_in_child(self, buffer: str, action: str) -> str:
         """Run a text buffer as one transaction in a child `nft -f -`.
