@@ -186,7 +186,7 @@ class Gateway:
         return self._neighbours.lookup(ip) == session.device.mac
 
     def has_session_ip(self, ip: IPAddress) -> bool:
-        """Tell whether any session holds ip, whatever device is at ip now."""
+        """Return whether any session has ip, whatever device is at ip now."""
         return ip in self._by_ip
 
     def sessions(self) -> list[Session]:

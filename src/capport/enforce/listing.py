@@ -22,8 +22,8 @@ from capport.enforce.base import DeviceUsage, Traffic
 from capport.enforce.nfdump import SetElement
 from capport.models import Device, IPAddress
 
-# Where the address starts in the key of an authorised set, after the
-# MAC address and two bytes of padding.
+# Offset of the address in the key of an authorised set, after the MAC
+# address and two bytes of padding.
 _ADDRESS_OFFSET = 8
 _PADDING = bytes(2)
 _ADDRESS_TYPES: dict[int, type[IPv4Address] | type[IPv6Address]] = {
@@ -63,12 +63,12 @@ class DeviceUsageMap(Mapping[Device, DeviceUsage]):
 
     An accounting pass looks up every session's device once. Building a
     DeviceUsage per device up front took 34 MB for 100,000 devices on top
-    of the dumped counters; built on lookup, each is dropped after use.
+    of the dumped counters. Built on lookup, each is dropped after use.
 
     sent maps the keys of the authorised sets to the bytes of their
-    counters, and received the keys of the download sets; a device missing
-    there has received nothing. quotas maps quota object names to the bytes
-    they have used.
+    counters, and received does the same for the download sets. A device
+    missing from received has received nothing. quotas maps quota object
+    names to the bytes they have used.
     """
 
     __slots__ = ("_sent", "_received", "_quotas")

@@ -77,8 +77,8 @@ def connection_lines(keep_alive: bool, http10: bool) -> bytes:
     """Return the Connection header a response needs and the blank line after it.
 
     RFC 9112 section 9.3: an HTTP/1.1 connection persists unless a message
-    says "close", so a response that keeps it open needs no header. An
-    HTTP/1.0 client keeps the connection only if the response says
+    contains "close", so a response that keeps it open needs no header. An
+    HTTP/1.0 client keeps the connection only if the response contains
     "keep-alive".
     """
     if not keep_alive:

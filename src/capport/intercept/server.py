@@ -83,7 +83,7 @@ class Responder:
     whether a client IP has logged in since its connection was redirected.
     portal_url6, when given, is the portal link for clients that connect
     over IPv6, so that a device without IPv4 gets a link it can follow.
-    has_session tells whether any session holds a client IP, and
+    has_session returns whether any session has a client IP, and
     address_epoch advances whenever an IP gains one. Given both, a
     connection whose client has no session skips is_authorised until the
     epoch moves on.
@@ -116,7 +116,7 @@ class Responder:
         self._client_ips: dict[str, IPAddress] = {}
         self.is_authorised = is_authorised
         if has_session is None or address_epoch is None:
-            # Without both, every request asks is_authorised.
+            # Without both, every request calls is_authorised.
             has_session, address_epoch = _always_has_session, Epoch()
         self.has_session = has_session
         self.address_epoch = address_epoch
