@@ -18,11 +18,11 @@ def unfrozen() -> Iterator[None]:
 
 
 def test_freeze_moves_live_objects_out_of_collections(unfrozen: None) -> None:
-    kept = [object() for _ in range(10)] + [[] for _ in range(1000)]
+    alive = [object() for _ in range(10)] + [[] for _ in range(1000)]
 
     heap.freeze_start_objects()
 
-    assert gc.get_freeze_count() >= len(kept)
+    assert gc.get_freeze_count() >= len(alive)
 
 
 def test_freeze_collects_garbage_cycles_first(unfrozen: None) -> None:

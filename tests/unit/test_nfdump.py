@@ -1,6 +1,6 @@
 """Reading the kernel's nfnetlink replies to set element and object dumps.
 
-Each nft/dump_*.hex file holds the buffers a Linux 6.18 kernel sent in
+Each nft/dump_*.hex file contains the buffers a Linux 6.18 kernel sent in
 reply to one dump, one buffer per line in hex, from a table loaded with
 elements that have and lack timeouts and counters, IPv4 and IPv6
 addresses, and quota objects, used and unused.

@@ -296,9 +296,9 @@ def _describe(result: Result, settings: Settings, accounting: dict[str, Any]) ->
         "includes reading the sessions, building and applying one "
         "transaction, and indexing them in memory.",
         "The accounting pass is `NftablesEnforcer.usage()`, everything the "
-        "daemon's periodic pass reads from the kernel: it dumps both "
+        "daemon's periodic pass reads from the kernel. It dumps both "
         "authorised sets, both download sets and the quota objects over "
-        "nfnetlink and keeps the counters by kernel key; the gateway builds "
+        "nfnetlink and keeps the counters by kernel key. The gateway builds "
         "each device's usage as it looks the device up, which the CPU share "
         "below includes. It runs in a "
         "separate process in the gateway's namespace with its socket "

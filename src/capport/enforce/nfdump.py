@@ -370,13 +370,13 @@ def read_quota(payload: bytes) -> tuple[str, int]:
     return name, consumed
 
 
-def _nested_value(data: bytes, start: int, end: int, wanted: int) -> bytes:
+def _nested_value(data: bytes, start: int, end: int, expected: int) -> bytes:
     unpack = _ATTRIBUTE.unpack_from
     while start + 4 <= end:
         length, kind = unpack(data, start)
         if length < 4:
             break
-        if kind & NLA_TYPE_MASK == wanted:
+        if kind & NLA_TYPE_MASK == expected:
             return data[start + 4 : start + length]
         start += (length + 3) & ~3
     return b""

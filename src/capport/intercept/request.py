@@ -33,7 +33,7 @@ class InterceptedRequest:
     """One parsed request, reduced to the values that choosing a response needs.
 
     http10 is set for an HTTP/1.0 request, whose connection persists only
-    if the response says so.
+    if the response contains "Connection: keep-alive".
     """
 
     method: str
